@@ -1,0 +1,36 @@
+# The two set-up commands of the README. Each creates .venv on first use and
+# installs divlab into it against constraints.txt, so a fresh machine needs nothing else.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.divlab-installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "divlab needs Python >= 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+## demo: the main job — generate the quickstart GINC data set and print its summary
+demo: $(STAMP)
+	$(BIN)/divlab ginc generate --config examples/ginc-quickstart.yaml --out runs/quickstart --overwrite
+	$(BIN)/divlab ginc info runs/quickstart
+
+## test: lint, format check and the test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_ginc_sampler.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

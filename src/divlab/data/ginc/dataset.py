@@ -1,0 +1,532 @@
+"""GINC data sets on disk: the spec, streaming generation, and loading.
+
+A data set is a folder::
+
+    spec.json           the resolved spec (family, concept ids, splits, seeds)
+    <split>.parquet     one row per document: tokens + ground truth (see SCHEMA)
+    prompts.parquet     ICL prompt sets (if requested)
+    tokenizer/          a PreTrainedTokenizerFast for the vocabulary
+    summary.json        counts, oracle loss, ground-truth diversity (written last)
+
+Generation streams chunks of about ``CHUNK_TOKENS`` tokens to Parquet (one row group per
+chunk), so memory stays flat as the number of documents grows. The folder is built under
+a temporary name and renamed into place at the end: a failed or killed run never leaves a
+folder that looks finished.
+
+Randomness: every split has its own stream, derived from ``(seed, split name)``, so train
+and eval documents are drawn independently even where they share concepts; within a split,
+chunk ``i`` draws from ``(seed, split, i)`` with separate sub-streams for concept
+assignment, HMM sampling, noise and duplicates, so switching a knob on does not change the
+clean documents.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import divlab
+from divlab.data.ginc.concept_sets import (
+    added_concepts,
+    eval_concepts,
+    nested_concepts,
+    ood_concepts,
+)
+from divlab.data.ginc.family import ConceptFamily, FamilySpec
+from divlab.data.ginc.oracle import bayes_mixture_nll, oracle_nll
+from divlab.data.ginc.prompts import make_prompts
+from divlab.data.ginc.sampler import (
+    composed_substitution_rate,
+    concept_weights,
+    sample_documents,
+    substitute,
+)
+from divlab.data.ginc.truth import ground_truth_diversity
+from divlab.errors import ConfigError, DataError, format_validation_error
+from divlab.io import atomic_directory, read_json, write_json
+
+CHUNK_TOKENS = 1 << 23  # tokens per generation chunk (16 MiB of uint16)
+FORMAT_VERSION = 1
+BAYES_MAX_CONCEPTS = 32  # the Bayes mixture costs one forward pass per concept
+BAYES_MAX_DOCS = 256
+
+SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.int64()),
+        ("split", pa.string()),
+        ("concept", pa.int64()),
+        ("tokens", pa.list_(pa.uint16())),
+        ("noise", pa.bool_()),  # substitution noise applied (or inherited by a duplicate)
+        ("n_noise_tokens", pa.int32()),
+        ("duplicate_of", pa.int64()),  # doc_id of the source, -1 for an original
+        ("n_duplicate_edits", pa.int32()),  # substitutions made to the copy
+        ("oracle_nll", pa.float64()),  # nats/token under the true concept; null if not computed
+    ]
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoiseSpec(_Strict):
+    """A ``fraction`` of the original documents get each token replaced, with probability
+    ``rate``, by a random different symbol."""
+
+    fraction: float = Field(0.0, ge=0.0, le=1.0)
+    rate: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class DuplicateSpec(_Strict):
+    """A ``fraction`` of all documents are copies of an original in the same chunk, each
+    token of the copy substituted with probability ``edit_rate`` (0: exact copies)."""
+
+    fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    edit_rate: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class SplitSpec(_Strict):
+    n_docs: int | None = Field(None, ge=1)
+    n_tokens: int | None = Field(None, ge=1, description="alternative to n_docs")
+    doc_length: int = Field(1024, ge=2)
+    weighting: Literal["uniform", "zipf"] = "uniform"
+    zipf_exponent: float = Field(1.0, ge=0.0)
+    noise: NoiseSpec = NoiseSpec()
+    duplicates: DuplicateSpec = DuplicateSpec()
+    oracle: bool = True
+
+    @model_validator(mode="after")
+    def _one_size(self) -> SplitSpec:
+        if (self.n_docs is None) == (self.n_tokens is None):
+            raise ValueError("give exactly one of n_docs and n_tokens")
+        return self
+
+    @property
+    def docs(self) -> int:
+        return (
+            self.n_docs if self.n_docs is not None else math.ceil(self.n_tokens / self.doc_length)
+        )
+
+
+class ConceptSetSpec(_Strict):
+    """Which concepts of the family the data set uses (see ``concept_sets``)."""
+
+    plan: Literal["eval", "nested", "added", "ids"] = "eval"
+    n_eval: int = Field(5, ge=1)
+    k: int | None = Field(None, ge=0)
+    k_added: int = Field(0, ge=0)
+    ids: list[int] | None = None
+    order_seed: int = Field(0, ge=0)
+
+    def resolve(self) -> list[int]:
+        if self.plan == "eval":
+            return eval_concepts(self.n_eval)
+        if self.plan == "nested":
+            if self.k is None:
+                raise ConfigError("concepts.k is required for plan 'nested'")
+            return nested_concepts(self.n_eval, self.k, self.order_seed)
+        if self.plan == "added":
+            return added_concepts(self.n_eval, self.k or 0, self.k_added, self.order_seed)
+        if not self.ids:
+            raise ConfigError("concepts.ids must list at least one concept index for plan 'ids'")
+        if min(self.ids) < 0 or len(set(self.ids)) != len(self.ids):
+            raise ConfigError("concepts.ids must be distinct non-negative integers")
+        return list(self.ids)
+
+
+class PromptSetSpec(_Strict):
+    n_prompts: int = Field(100, ge=1, description="prompts per (kind, n_examples, length)")
+    n_examples: list[int] = [0, 1, 2, 4, 8, 16, 32, 64]
+    example_lengths: list[int] = [3, 5, 8, 10]
+    n_ood_concepts: int = Field(5, ge=0)
+    ood_pattern: Literal["hmm", "random"] = "hmm"
+    max_tokens: int = Field(1024, ge=2, description="longest prompt kept")
+
+    @field_validator("n_examples")
+    @classmethod
+    def _non_negative(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 0:
+            raise ValueError("must be a non-empty list of integers >= 0")
+        return v
+
+    @field_validator("example_lengths")
+    @classmethod
+    def _at_least_two(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 2:
+            raise ValueError("must be a non-empty list of integers >= 2")
+        return v
+
+
+def _default_splits() -> dict[str, SplitSpec]:
+    return {"train": SplitSpec(n_docs=1000), "eval": SplitSpec(n_docs=100)}
+
+
+class GincSpec(_Strict):
+    """Everything that defines a GINC data set; same spec, same bytes."""
+
+    family: FamilySpec = FamilySpec()
+    concepts: ConceptSetSpec = ConceptSetSpec()
+    seed: int = Field(0, ge=0)
+    splits: dict[str, SplitSpec] = Field(default_factory=_default_splits)
+    prompts: PromptSetSpec | None = PromptSetSpec()
+
+    @field_validator("splits")
+    @classmethod
+    def _split_names(cls, v: dict[str, SplitSpec]) -> dict[str, SplitSpec]:
+        if not v:
+            raise ValueError("at least one split is needed")
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise ValueError(f"split name {name!r} may use only letters, digits, _ and -")
+        return v
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "GINC spec") -> GincSpec:
+        if not isinstance(data, dict):
+            raise ConfigError(f"invalid {source}: expected a mapping of fields")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> GincSpec:
+        return cls.from_dict(load_yaml(path), source=f"config {path}")
+
+
+def load_yaml(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping of fields")
+    return data
+
+
+def _stream(seed: int, split: str, chunk: int) -> list[np.random.Generator]:
+    """Independent generators for (assignment, sampling, noise, duplicates) of a chunk."""
+    key = zlib.crc32(split.encode())
+    children = np.random.SeedSequence([seed, key, chunk]).spawn(4)
+    return [np.random.default_rng(child) for child in children]
+
+
+def _chunk_table(columns: dict[str, np.ndarray], tokens: np.ndarray, split: str) -> pa.Table:
+    n_docs, length = tokens.shape
+    offsets = pa.array(np.arange(0, (n_docs + 1) * length, length, dtype=np.int32))
+    token_lists = pa.ListArray.from_arrays(offsets, pa.array(tokens.reshape(-1)))
+    arrays = {name: pa.array(values) for name, values in columns.items()}
+    arrays["tokens"] = token_lists
+    arrays["split"] = pa.array([split] * n_docs, pa.string())
+    return pa.table([arrays[f.name].cast(f.type) for f in SCHEMA], schema=SCHEMA)
+
+
+def _generate_split(
+    family: ConceptFamily,
+    concept_ids: list[int],
+    name: str,
+    split: SplitSpec,
+    seed: int,
+    path: Path,
+    progress=None,
+) -> dict:
+    """Stream one split to ``path``; return its summary."""
+    vocab = family.spec.vocab_size
+    arrays = family.concepts(concept_ids)
+    weights = concept_weights(len(concept_ids), split.weighting, split.zipf_exponent)
+    n_docs, length = split.docs, split.doc_length
+    per_chunk = max(1, CHUNK_TOKENS // length)
+    totals = {"noise_docs": 0, "noise_tokens": 0, "duplicates": 0, "duplicate_edits": 0}
+    concept_counts = np.zeros(len(concept_ids), dtype=np.int64)
+    oracle_sum, bayes = 0.0, None
+    task = progress.add_task(f"{name}", total=n_docs * length) if progress else None
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        for chunk, first in enumerate(range(0, n_docs, per_chunk)):
+            count = min(per_chunk, n_docs - first)
+            assign_rng, sample_rng, noise_rng, duplicate_rng = _stream(seed, name, chunk)
+            rows = assign_rng.choice(len(concept_ids), size=count, p=weights)
+            tokens = sample_documents(family, arrays, rows, length, sample_rng)
+
+            is_duplicate = duplicate_rng.random(count) < split.duplicates.fraction
+            if is_duplicate.all():  # a copy needs an original in its chunk
+                is_duplicate[0] = False
+            noisy = ~is_duplicate & (noise_rng.random(count) < split.noise.fraction)
+            noise_tokens = np.zeros(count, dtype=np.int64)
+            if noisy.any():
+                block = tokens[noisy]
+                noise_tokens[noisy] = substitute(block, split.noise.rate, vocab, noise_rng)
+                tokens[noisy] = block
+            rate = np.where(noisy, split.noise.rate, 0.0)
+
+            duplicate_of = np.full(count, -1, dtype=np.int64)
+            edits = np.zeros(count, dtype=np.int64)
+            if is_duplicate.any():
+                targets = np.flatnonzero(is_duplicate)
+                originals = np.flatnonzero(~is_duplicate)
+                sources = originals[duplicate_rng.integers(0, len(originals), len(targets))]
+                block = tokens[sources].copy()
+                edits[targets] = substitute(block, split.duplicates.edit_rate, vocab, duplicate_rng)
+                tokens[targets] = block
+                rows[targets] = rows[sources]
+                noisy[targets] = noisy[sources]
+                noise_tokens[targets] = noise_tokens[sources]
+                duplicate_of[targets] = first + sources
+                rate[targets] = composed_substitution_rate(
+                    rate[sources], split.duplicates.edit_rate, vocab
+                )
+
+            nll = oracle_nll(family, arrays, rows, tokens, rate) if split.oracle else None
+            if nll is not None:
+                oracle_sum += float(nll.sum())
+            if chunk == 0 and len(concept_ids) <= BAYES_MAX_CONCEPTS:
+                head = slice(0, min(count, BAYES_MAX_DOCS))
+                mixture = bayes_mixture_nll(family, arrays, weights, tokens[head], rate[head])
+                same_docs = oracle_nll(family, arrays, rows[head], tokens[head], rate[head])
+                bayes = {
+                    "docs": len(mixture),
+                    "bayes_mixture_nll": float(mixture.mean()),
+                    "oracle_nll": float(same_docs.mean()),
+                }
+
+            columns = {
+                "doc_id": np.arange(first, first + count, dtype=np.int64),
+                "concept": arrays.indices[rows],
+                "noise": noisy,
+                "n_noise_tokens": noise_tokens.astype(np.int32),
+                "duplicate_of": duplicate_of,
+                "n_duplicate_edits": edits.astype(np.int32),
+                "oracle_nll": nll if nll is not None else np.full(count, None, dtype=object),
+            }
+            writer.write_table(_chunk_table(columns, tokens, name))
+            concept_counts += np.bincount(rows, minlength=len(concept_ids))
+            totals["noise_docs"] += int(noisy.sum())
+            totals["noise_tokens"] += int(noise_tokens.sum())
+            totals["duplicates"] += int(is_duplicate.sum())
+            totals["duplicate_edits"] += int(edits.sum())
+            if progress:
+                progress.update(task, advance=count * length)
+
+    return {
+        "n_docs": n_docs,
+        "n_tokens": n_docs * length,
+        "doc_length": length,
+        "weighting": split.weighting,
+        "zipf_exponent": split.zipf_exponent if split.weighting == "zipf" else None,
+        "weights": weights.tolist(),
+        "concept_counts": concept_counts.tolist(),
+        "noise": {
+            **split.noise.model_dump(),
+            "docs": totals["noise_docs"],
+            "tokens": totals["noise_tokens"],
+        },
+        "duplicates": {
+            **split.duplicates.model_dump(),
+            "docs": totals["duplicates"],
+            "edits": totals["duplicate_edits"],
+        },
+        "oracle_nll": oracle_sum / n_docs if split.oracle else None,
+        "bayes_mixture": bayes,
+        "ground_truth_diversity": ground_truth_diversity(family, concept_ids, weights),
+    }
+
+
+def _generate_prompts(
+    family: ConceptFamily, concept_ids: list[int], spec: PromptSetSpec, seed: int, path: Path
+) -> dict:
+    tables, counts = [], {}
+    kinds = [("id", concept_ids, "hmm")]
+    if spec.n_ood_concepts:
+        kinds.append(("ood", ood_concepts(spec.n_ood_concepts), spec.ood_pattern))
+    for kind_index, (kind, ids, pattern) in enumerate(kinds):
+        for n in spec.n_examples:
+            for length in spec.example_lengths:
+                if n * (length + 1) + length - 1 > spec.max_tokens:
+                    continue
+                rng = np.random.default_rng(
+                    np.random.SeedSequence([seed, 1 << 20, kind_index, n, length])
+                )
+                cell = make_prompts(family, ids, spec.n_prompts, n, length, rng, pattern)
+                tokens = cell.pop("tokens")
+                width = tokens.shape[1]
+                offsets = pa.array(np.arange(0, (len(tokens) + 1) * width, width, dtype=np.int32))
+                columns = {
+                    "kind": pa.array([kind] * len(tokens)),
+                    "pattern": pa.array([pattern] * len(tokens)),
+                    "n_examples": pa.array(np.full(len(tokens), n, dtype=np.int32)),
+                    "example_length": pa.array(np.full(len(tokens), length, dtype=np.int32)),
+                    "tokens": pa.ListArray.from_arrays(offsets, pa.array(tokens.reshape(-1))),
+                    **{k: pa.array(v) for k, v in cell.items()},
+                }
+                tables.append(pa.table(columns))
+                counts[kind] = counts.get(kind, 0) + len(tokens)
+    if tables:
+        pq.write_table(pa.concat_tables(tables), path)
+    return {"counts": counts, **spec.model_dump()}
+
+
+def generate(
+    spec: GincSpec, out: str | Path, overwrite: bool = False, show_progress: bool = False
+) -> Path:
+    """Generate the data set described by ``spec`` into folder ``out``."""
+    from divlab.data.ginc.tokenizer import save_tokenizer
+
+    family = ConceptFamily(spec.family)
+    concept_ids = spec.concepts.resolve()
+    out = Path(out)
+    progress = None
+    if show_progress:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tokens"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        progress.start()
+    try:
+        with atomic_directory(out, overwrite=overwrite) as tmp:
+            resolved = {
+                "format_version": FORMAT_VERSION,
+                "divlab_version": divlab.__version__,
+                "concept_ids": concept_ids,
+                **spec.model_dump(),
+            }
+            write_json(tmp / "spec.json", resolved)
+            splits = {
+                name: _generate_split(
+                    family, concept_ids, name, split, spec.seed, tmp / f"{name}.parquet", progress
+                )
+                for name, split in spec.splits.items()
+            }
+            prompts = None
+            if spec.prompts is not None:
+                prompts = _generate_prompts(
+                    family, concept_ids, spec.prompts, spec.seed, tmp / "prompts.parquet"
+                )
+            save_tokenizer(spec.family.vocab_size, tmp / "tokenizer")
+            write_json(
+                tmp / "summary.json",
+                {
+                    "format_version": FORMAT_VERSION,
+                    "divlab_version": divlab.__version__,
+                    "family": spec.family.model_dump(),
+                    "concepts": {"plan": spec.concepts.plan, "ids": concept_ids},
+                    "splits": splits,
+                    "prompts": prompts,
+                },
+            )
+    finally:
+        if progress:
+            progress.stop()
+    return out
+
+
+class GincDataset:
+    """A finished GINC data set folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataError(
+                f"{self.path} is not a folder; generate one with `divlab ginc generate`"
+            )
+        if not (self.path / "summary.json").exists():
+            raise DataError(
+                f"{self.path} is not a finished GINC data set (no summary.json); regenerate it"
+            )
+        self.summary = read_json(self.path / "summary.json")
+        self.spec_dict = read_json(self.path / "spec.json")
+        if self.summary.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{self.path} has an unsupported format version; regenerate it")
+
+    @property
+    def family(self) -> ConceptFamily:
+        return ConceptFamily(FamilySpec(**self.summary["family"]))
+
+    @property
+    def concept_ids(self) -> list[int]:
+        return list(self.summary["concepts"]["ids"])
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.summary["splits"])
+
+    def split_path(self, split: str) -> Path:
+        if split not in self.summary["splits"]:
+            raise DataError(f"{self.path} has no split {split!r}; it has {', '.join(self.splits)}")
+        return self.path / f"{split}.parquet"
+
+    def table(self, split: str) -> pa.Table:
+        return pq.read_table(self.split_path(split))
+
+    def prompts(self) -> pa.Table:
+        path = self.path / "prompts.parquet"
+        if not path.exists():
+            raise DataError(f"{self.path} has no prompt sets (generated with prompts: null)")
+        return pq.read_table(path)
+
+    def to_hf(self, split: str):
+        """The split as a ``datasets.Dataset`` (memory-mapped Arrow)."""
+        import datasets
+
+        return datasets.Dataset.from_parquet(str(self.split_path(split)))
+
+    def tokenizer(self):
+        from divlab.data.ginc.tokenizer import load_tokenizer
+
+        return load_tokenizer(self.path / "tokenizer")
+
+    def iter_token_blocks(
+        self, split: str, block_size: int, separator: int | None = None, batch_docs: int = 64
+    ) -> Iterator[np.ndarray]:
+        """Stream the split as consecutive ``block_size``-token blocks (int64), documents
+        joined by ``separator`` (default: the tokenizer's ``<eos>`` id); the last partial
+        block is dropped. Reads ``batch_docs`` documents at a time (constant memory)."""
+        if block_size < 1:
+            raise ConfigError(f"block_size must be >= 1, got {block_size}")
+        if separator is None:
+            separator = self.summary["family"]["vocab_size"] + 2  # <eos>
+        buffer = np.empty(0, dtype=np.int64)
+        reader = pq.ParquetFile(self.split_path(split))
+        for batch in reader.iter_batches(batch_size=batch_docs, columns=["tokens"]):
+            lists = batch.column(0)
+            offsets = lists.offsets.to_numpy()
+            values = lists.flatten().to_numpy().astype(np.int64)
+            joined = np.insert(values, offsets[1:] - offsets[0], separator)
+            buffer = np.concatenate([buffer, joined])
+            n_full = len(buffer) // block_size
+            for j in range(n_full):
+                yield buffer[j * block_size : (j + 1) * block_size]
+            buffer = buffer[n_full * block_size :]
+
+    def info(self) -> dict:
+        return {"path": str(self.path), **self.summary}
