@@ -1,0 +1,1 @@
+"""Data: generate and load data sets (GINC), tokenizers, ground truth."""

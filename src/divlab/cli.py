@@ -1,0 +1,242 @@
+"""The ``divlab`` command. Thin: it parses, calls the library, prints.
+
+User errors (:class:`divlab.errors.DivlabError`) become one red line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import divlab
+from divlab.errors import ConfigError, DivlabError
+
+app = typer.Typer(
+    help="divlab: controlled experiments on language-model training data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ginc_app = typer.Typer(
+    help="Synthetic data with known structure (GINC: mixtures of HMM concepts).",
+    no_args_is_help=True,
+)
+app.add_typer(ginc_app, name="ginc")
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"divlab {divlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """divlab: controlled experiments on language-model training data."""
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"config field {'.'.join(parents)} must be a mapping")
+        node = child
+    node[leaf] = value
+
+
+@ginc_app.command("generate")
+def ginc_generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must not exist).")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML spec; flags override it.")
+    ] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="Symbols incl. the delimiter.")] = None,
+    n_values: Annotated[int | None, typer.Option(help="Values per family.")] = None,
+    n_slots: Annotated[int | None, typer.Option(help="Slots per family (slot 0 = '/').")] = None,
+    family_seed: Annotated[int | None, typer.Option(help="Seed that defines the family.")] = None,
+    n_eval: Annotated[int | None, typer.Option(help="Size of the eval concept set C_test.")] = None,
+    plan: Annotated[
+        str | None, typer.Option(help="Concept set: eval | nested (k of C_test) | added.")
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="Concepts taken from C_test.")] = None,
+    k_added: Annotated[int | None, typer.Option(help="Concepts added from outside.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the documents and prompts.")] = None,
+    train_docs: Annotated[int | None, typer.Option(help="Training documents.")] = None,
+    train_tokens: Annotated[int | None, typer.Option(help="Or: training tokens.")] = None,
+    doc_length: Annotated[int | None, typer.Option(help="Tokens per training doc.")] = None,
+    eval_docs: Annotated[int | None, typer.Option(help="Eval documents.")] = None,
+    eval_doc_length: Annotated[int | None, typer.Option(help="Tokens per eval doc.")] = None,
+    noise_fraction: Annotated[
+        float | None, typer.Option(help="Fraction of training docs with noise.")
+    ] = None,
+    noise_rate: Annotated[float | None, typer.Option(help="Per-token substitution rate.")] = None,
+    duplicate_fraction: Annotated[
+        float | None, typer.Option(help="Fraction of training docs that are copies.")
+    ] = None,
+    duplicate_edit_rate: Annotated[
+        float | None, typer.Option(help="Substitution rate of a copy (0 = exact).")
+    ] = None,
+    zipf: Annotated[
+        float | None, typer.Option(help="Zipf exponent of the training concept weights.")
+    ] = None,
+    prompts: Annotated[
+        bool | None, typer.Option("--prompts/--no-prompts", help="Write ICL prompt sets.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Generate a GINC data set: documents with per-document ground truth, ICL prompts,
+    oracle losses and a tokenizer."""
+    from divlab.data.ginc.dataset import GincSpec, generate, load_yaml
+
+    tree: dict = load_yaml(config) if config else {}
+    overrides = {
+        "family.vocab_size": vocab_size,
+        "family.n_values": n_values,
+        "family.n_slots": n_slots,
+        "family.seed": family_seed,
+        "concepts.n_eval": n_eval,
+        "concepts.plan": plan,
+        "concepts.k": k,
+        "concepts.k_added": k_added,
+        "seed": seed,
+        "splits.train.doc_length": doc_length,
+        "splits.eval.n_docs": eval_docs,
+        "splits.eval.doc_length": eval_doc_length,
+        "splits.train.noise.fraction": noise_fraction,
+        "splits.train.noise.rate": noise_rate,
+        "splits.train.duplicates.fraction": duplicate_fraction,
+        "splits.train.duplicates.edit_rate": duplicate_edit_rate,
+    }
+    if train_docs is not None and train_tokens is not None:
+        raise ConfigError("give --train-docs or --train-tokens, not both")
+    if zipf is not None:
+        overrides["splits.train.weighting"] = "zipf"
+        overrides["splits.train.zipf_exponent"] = zipf
+    overrides["splits.train.n_docs"] = train_docs
+    overrides["splits.train.n_tokens"] = train_tokens
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key.startswith("splits.") and "splits" not in tree:
+            tree["splits"] = GincSpec().model_dump()["splits"]  # start from the defaults
+        _set(tree, key, value)
+    train = (tree.get("splits") or {}).get("train")
+    if isinstance(train, dict):  # a size given on the command line replaces the config's
+        if train_docs is not None:
+            train.pop("n_tokens", None)
+        if train_tokens is not None:
+            train.pop("n_docs", None)
+    if prompts is False:
+        tree["prompts"] = None
+    spec = GincSpec.from_dict(tree, source=f"config {config}" if config else "options")
+    path = generate(spec, out, overwrite=overwrite, show_progress=not quiet)
+    console.print(f"[green]wrote[/] {path}")
+
+
+@ginc_app.command("info")
+def ginc_info(
+    path: Annotated[Path, typer.Argument(help="A folder written by `divlab ginc generate`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Summarise a GINC data set: counts, concepts, oracle loss, ground-truth diversity, knobs."""
+    from divlab.data.ginc.dataset import GincDataset
+
+    info = GincDataset(path).info()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    family = info["family"]
+    console.print(
+        f"[bold]{info['path']}[/]  GINC family: vocab {family['vocab_size']}, "
+        f"{family['n_values']} values x {family['n_slots']} slots, "
+        f"vic {family['value_identity_coeff']}, T_trans {family['transition_temp']}, "
+        f"T_start {family['start_temp']}, seed {family['seed']}"
+    )
+    ids = info["concepts"]["ids"]
+    shown = ", ".join(map(str, ids[:12])) + (", ..." if len(ids) > 12 else "")
+    console.print(f"concepts ({info['concepts']['plan']}): {len(ids)} [{shown}]")
+
+    table = Table(title="splits")
+    for column in ("split", "docs", "tokens", "weights", "noisy docs", "duplicates", "oracle nll"):
+        table.add_column(column, justify="right")
+    for name, split in info["splits"].items():
+        weights = split["weighting"]
+        if split["zipf_exponent"] is not None:
+            weights += f" {split['zipf_exponent']:g}"
+        noise, duplicates = split["noise"], split["duplicates"]
+        table.add_row(
+            name,
+            f"{split['n_docs']:,} x {split['doc_length']}",
+            f"{split['n_tokens']:,}",
+            weights,
+            f"{noise['docs']:,} ({noise['tokens']:,} tok)",
+            f"{duplicates['docs']:,}",
+            f"{split['oracle_nll']:.4f}" if split["oracle_nll"] is not None else "-",
+        )
+    console.print(table)
+    for name, split in info["splits"].items():
+        bayes = split["bayes_mixture"]
+        if bayes:
+            console.print(
+                f"{name}: Bayes-optimal mixture {bayes['bayes_mixture_nll']:.4f} nats/token vs "
+                f"oracle {bayes['oracle_nll']:.4f} on its first {bayes['docs']} docs"
+            )
+
+    truth = Table(title="ground-truth diversity")
+    for column in (
+        "split",
+        "concepts",
+        "H(weights)",
+        "eff. concepts",
+        "mean Hellinger",
+        "expected Hellinger",
+    ):
+        truth.add_column(column, justify="right")
+    for name, split in info["splits"].items():
+        g = split["ground_truth_diversity"]
+        truth.add_row(
+            name,
+            str(g["n_concepts"]),
+            f"{g['weight_entropy']:.4f}",
+            f"{g['effective_concepts']:.2f}",
+            f"{g['mean_pairwise_hellinger']:.4f}",
+            f"{g['expected_hellinger']:.4f}",
+        )
+    console.print(truth)
+    if info.get("prompts"):
+        counts = ", ".join(f"{k}: {v:,}" for k, v in info["prompts"]["counts"].items())
+        console.print(
+            f"ICL prompts: {counts} (n_examples {info['prompts']['n_examples']}, "
+            f"lengths {info['prompts']['example_lengths']})"
+        )
+
+
+def main() -> None:
+    try:
+        app()
+    except DivlabError as e:
+        error_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
