@@ -115,5 +115,6 @@ def bayes_mixture_nll(
     total = per_concept + log_weights
     peak = total.max(axis=0)
     safe_peak = np.where(np.isfinite(peak), peak, 0.0)
-    log_mixture = safe_peak + np.log(np.exp(total - safe_peak).sum(axis=0))
+    with np.errstate(divide="ignore"):  # every concept impossible: -inf, reported as inf NLL
+        log_mixture = safe_peak + np.log(np.exp(total - safe_peak).sum(axis=0))
     return -log_mixture / tokens.shape[1]

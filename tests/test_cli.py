@@ -1,0 +1,103 @@
+"""The divlab command: help, version, generate/info, and one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import divlab
+from divlab.cli import app
+
+runner = CliRunner()
+SMALL = [
+    "--vocab-size", "12", "--n-values", "3", "--n-slots", "4", "--n-eval", "3",
+    "--train-docs", "20", "--doc-length", "32", "--eval-docs", "5", "--eval-doc-length", "16",
+    "--no-prompts", "--quiet",
+]  # fmt: skip
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the real entry point (as a user would) so exit codes and stderr are real."""
+    code = "from divlab.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and divlab.__version__ in result.output
+    for command in ([], ["ginc"], ["ginc", "generate"], ["ginc", "info"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_generate_then_info(tmp_path):
+    out = tmp_path / "data"
+    result = runner.invoke(
+        app, ["ginc", "generate", "--out", str(out), *SMALL, "--noise-fraction", "0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["ginc", "info", str(out), "--json"])
+    info = json.loads(result.output)
+    assert info["splits"]["train"]["n_docs"] == 20
+    assert info["splits"]["train"]["noise"]["fraction"] == 0.5
+    assert info["family"]["vocab_size"] == 12
+    result = runner.invoke(app, ["ginc", "info", str(out)])
+    assert result.exit_code == 0 and "ground-truth diversity" in result.output
+
+
+def test_flags_override_the_config(tmp_path):
+    config = tmp_path / "spec.yaml"
+    config.write_text("family: {vocab_size: 30}\nsplits:\n  train: {n_tokens: 640}\n")
+    out = tmp_path / "data"
+    result = runner.invoke(
+        app, ["ginc", "generate", "-c", str(config), "--out", str(out), "--train-docs", "7",
+              "--no-prompts", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["ginc", "info", str(out), "--json"]).output)
+    assert info["family"]["vocab_size"] == 30
+    assert info["splits"]["train"]["n_docs"] == 7
+    assert "eval" not in info["splits"]  # the config's splits are kept as written
+
+
+@pytest.mark.parametrize(
+    ("args", "config_text", "needle"),
+    [
+        (["--train-docs", "-3"], None, "n_docs"),
+        (["--vocab-size", "1"], None, "vocab_size"),
+        (["--plan", "nested", "--n-eval", "4", "--k", "9"], None, "k=9"),
+        ([], "family: [unclosed", "not valid YAML"),
+        ([], "familly: {}", "unknown field"),
+        ([], None, "cannot read config"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, config_text, needle):
+    out = tmp_path / "out"
+    config_args = []
+    if config_text is not None or needle == "cannot read config":
+        config = tmp_path / "spec.yaml"
+        if config_text is not None:
+            config.write_text(config_text)
+        config_args = ["--config", str(config)]
+    result = run_cli("ginc", "generate", "--out", str(out), *config_args, *SMALL[:-2], *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["spec.yaml"])
+
+
+def test_existing_output_and_unfinished_input_are_refused(tmp_path):
+    out = tmp_path / "data"
+    assert run_cli("ginc", "generate", "--out", str(out), *SMALL).returncode == 0
+    again = run_cli("ginc", "generate", "--out", str(out), *SMALL)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert run_cli("ginc", "generate", "--out", str(out), *SMALL, "--overwrite").returncode == 0
+    missing = run_cli("ginc", "info", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
