@@ -1,5 +1,7 @@
 """Concept families: structure, addressability, and sampling statistics."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -51,7 +53,7 @@ def test_concept_is_the_same_whatever_the_family_size():
 def test_concept_sets_nested_and_disjoint():
     c_test = eval_concepts(100)
     sets = [nested_concepts(100, k, order_seed=1) for k in (1, 2, 5, 10, 50, 100)]
-    for smaller, larger in zip(sets, sets[1:], strict=False):
+    for smaller, larger in itertools.pairwise(sets):
         assert set(smaller) < set(larger)
     assert set(sets[-1]) == set(c_test)
     plan2 = added_concepts(100, 10, 25, order_seed=1)

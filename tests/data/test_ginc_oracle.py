@@ -49,7 +49,10 @@ def test_oracle_matches_brute_force_enumeration():
     for rate in (0.0, 0.15):
         log_likelihood, _ = forward(TINY, arrays, rows, tokens, rate)
         expected = np.array(
-            [brute_force_likelihood(TINY, arrays.indices[r], x, rate) for r, x in zip(rows, tokens)]
+            [
+                brute_force_likelihood(TINY, arrays.indices[r], x, rate)
+                for r, x in zip(rows, tokens, strict=True)
+            ]
         )
         with np.errstate(divide="ignore"):
             np.testing.assert_allclose(log_likelihood, np.log(expected), rtol=1e-10)
@@ -76,7 +79,9 @@ def test_bayes_mixture_matches_brute_force():
     tokens = np.random.default_rng(1).integers(0, 4, size=(4, 4))
     got = bayes_mixture_nll(TINY, arrays, weights, tokens)
     for d, x in enumerate(tokens):
-        mixture = sum(w * brute_force_likelihood(TINY, c, x) for w, c in zip(weights, [0, 3]))
+        mixture = sum(
+            w * brute_force_likelihood(TINY, c, x) for w, c in zip(weights, [0, 3], strict=True)
+        )
         with np.errstate(divide="ignore"):
             np.testing.assert_allclose(got[d], -np.log(mixture) / 4, rtol=1e-10)
 
