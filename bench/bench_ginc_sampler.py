@@ -3,8 +3,9 @@
 Measures tokens/s and peak RSS of
 
 * divlab: the streaming writer of one split (``dataset._generate_split``: vectorised
-  sampling, Parquet chunks of ~8M tokens, ground-truth diversity), once with the oracle
-  off (like the baseline, which computes no likelihoods) and once with it on;
+  sampling, Parquet chunks of ~4M tokens, ground-truth diversity), once with the oracle
+  off (like the baseline, which computes no likelihoods) and once with it on; and the
+  sampler alone (``sample_documents`` over the same chunks, nothing written);
 * the baseline: the method of the reference generator (p-lambda/incontext-learning), one
   hmmlearn ``CategoricalHMM.sample(n_samples=doc_length)`` call per document, with the
   tokens of every document kept in memory. It is slow, so it runs on a subset of the
@@ -48,7 +49,7 @@ def _peak_rss_mb() -> float:
 
 
 def _run_divlab(docs: int, doc_length: int, oracle: bool) -> dict:
-    from divlab.data.ginc.dataset import GincSpec, _generate_split
+    from divlab.data.ginc.dataset import CHUNK_TOKENS, GincSpec, _generate_split
     from divlab.data.ginc.family import ConceptFamily
 
     spec = GincSpec.from_dict(
@@ -68,6 +69,27 @@ def _run_divlab(docs: int, doc_length: int, oracle: bool) -> dict:
         start = time.perf_counter()
         _generate_split(family, concept_ids, "train", split, SEED, Path(tmp) / "train.parquet")
         seconds = time.perf_counter() - start
+    docs_per_chunk = max(1, CHUNK_TOKENS // doc_length)
+    return {"seconds": seconds, "rss_imports_mb": rss_imports, "docs_per_chunk": docs_per_chunk}
+
+
+def _run_sampler(docs: int, doc_length: int) -> dict:
+    import numpy as np
+
+    from divlab.data.ginc.dataset import CHUNK_TOKENS
+    from divlab.data.ginc.family import ConceptFamily, FamilySpec
+    from divlab.data.ginc.sampler import sample_documents
+
+    family = ConceptFamily(FamilySpec(vocab_size=VOCAB, n_values=N_VALUES, n_slots=N_SLOTS))
+    concepts = family.concepts(range(N_CONCEPTS))
+    rng = np.random.default_rng(SEED)
+    per_chunk = max(1, CHUNK_TOKENS // doc_length)
+    rss_imports = _peak_rss_mb()
+    start = time.perf_counter()
+    for first in range(0, docs, per_chunk):
+        rows = rng.integers(0, N_CONCEPTS, size=min(per_chunk, docs - first))
+        sample_documents(family, concepts, rows, doc_length, rng)
+    seconds = time.perf_counter() - start
     return {"seconds": seconds, "rss_imports_mb": rss_imports}
 
 
@@ -104,6 +126,8 @@ def _run_baseline(docs: int, doc_length: int) -> dict:
 def _child(method: str, docs: int, doc_length: int) -> None:
     if method == "baseline":
         result = _run_baseline(docs, doc_length)
+    elif method == "sampler":
+        result = _run_sampler(docs, doc_length)
     else:
         result = _run_divlab(docs, doc_length, oracle=method == "divlab-oracle")
     tokens = docs * doc_length
@@ -148,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument(
-        "--child", choices=["divlab", "divlab-oracle", "baseline"], help=argparse.SUPPRESS
+        "--child",
+        choices=["divlab", "divlab-oracle", "sampler", "baseline"],
+        help=argparse.SUPPRESS,
     )
     args = parser.parse_args(argv)
     defaults = {"docs": 200, "doc_length": 1024, "baseline_docs": 10} if args.quick else {}
@@ -168,9 +194,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     divlab = _measure("divlab", docs, doc_length)
     oracle = _measure("divlab-oracle", docs, doc_length)
+    sampler = _measure("sampler", docs, doc_length)
     baseline = _measure("baseline", baseline_docs, doc_length)
     print(_row("divlab (oracle off)", divlab))
     print(_row("divlab (oracle on)", oracle))
+    print(_row("divlab sampler only", sampler))
     print(_row("hmmlearn baseline", baseline))
     print(
         f"  (the baseline runs on {baseline_docs:,} of the {docs:,} docs: one "
@@ -180,14 +208,19 @@ def main(argv: list[str] | None = None) -> None:
 
     speedup = divlab["tokens_per_s"] / baseline["tokens_per_s"]
     speedup_oracle = oracle["tokens_per_s"] / baseline["tokens_per_s"]
+    speedup_sampler = sampler["tokens_per_s"] / baseline["tokens_per_s"]
     print(
-        f"speed-up divlab/baseline: {speedup:,.0f}x oracle off, {speedup_oracle:,.0f}x oracle on"
+        f"speed-up divlab/baseline: {speedup:,.0f}x oracle off, {speedup_oracle:,.0f}x oracle on, "
+        f"{speedup_sampler:,.0f}x sampler only"
         f"  (target >= {TARGET_SPEEDUP:.0f}x, oracle off: {_verdict(speedup >= TARGET_SPEEDUP)})"
     )
 
     sizes = sorted({max(1, docs // 4), max(1, docs // 2)} - {docs})
     scaling = [_measure("divlab", n, doc_length) for n in sizes] + [divlab]
-    print(f"divlab peak RSS vs docs (oracle off, {doc_length:,}-token docs):")
+    print(
+        f"divlab peak RSS vs docs (oracle off, {doc_length:,}-token docs, "
+        f"Parquet chunks of {divlab['docs_per_chunk']:,} docs):"
+    )
     for r in scaling:
         print(f"  {r['docs']:>6,} docs  {r['tokens']:>12,} tokens  {r['peak_rss_mb']:6.1f} MB")
     peaks = [r["peak_rss_mb"] for r in scaling] + [oracle["peak_rss_mb"]]
