@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -52,11 +51,11 @@ from divlab.data.ginc.sampler import (
     substitute,
 )
 from divlab.data.ginc.truth import ground_truth_diversity
+from divlab.data.store import FORMAT_VERSION, TokenDataset, token_lists, tokenizer_summary
 from divlab.errors import ConfigError, DataError, format_validation_error
-from divlab.io import atomic_directory, read_json, write_json
+from divlab.io import atomic_directory, write_json
 
 CHUNK_TOKENS = 1 << 22  # tokens per generation chunk (8 MiB of uint16; memory stays flat)
-FORMAT_VERSION = 1
 BAYES_MAX_CONCEPTS = 32  # the Bayes mixture costs one forward pass per concept
 BAYES_MAX_TOKENS = 1 << 18  # ... so it is measured on the first ~262k tokens of a split
 ROW_GROUP_TOKENS = 1 << 20  # Parquet row groups: bounds the writer's buffers
@@ -233,16 +232,6 @@ def _stream(seed: int, split: str, chunk: int) -> list[np.random.Generator]:
     key = zlib.crc32(split.encode())
     children = np.random.SeedSequence([seed, key, chunk]).spawn(4)
     return [np.random.default_rng(child) for child in children]
-
-
-def token_lists(tokens: np.ndarray) -> pa.ListArray:
-    """(N, L) uint16 tokens as an Arrow list column, without copying the values
-    (``pa.array`` on a large uint16 array copies element by element: ~70 ns a token)."""
-    tokens = np.ascontiguousarray(tokens, dtype=np.uint16)
-    n_rows, length = tokens.shape
-    offsets = pa.array(np.arange(0, (n_rows + 1) * length, length, dtype=np.int32))
-    values = pa.Array.from_buffers(pa.uint16(), tokens.size, [None, pa.py_buffer(tokens)])
-    return pa.ListArray.from_arrays(offsets, values)
 
 
 def _chunk_table(columns: dict[str, np.ndarray], tokens: np.ndarray, split: str) -> pa.Table:
@@ -464,6 +453,8 @@ def generate(
                 tmp / "summary.json",
                 {
                     "format_version": FORMAT_VERSION,
+                    "kind": "ginc",
+                    "tokenizer": tokenizer_summary(tmp / "tokenizer"),
                     "divlab_version": divlab.__version__,
                     "family": spec.family.model_dump(),
                     "concepts": {"plan": spec.concepts.plan, "ids": concept_ids},
@@ -477,23 +468,17 @@ def generate(
     return out
 
 
-class GincDataset:
+class GincDataset(TokenDataset):
     """A finished GINC data set folder."""
 
+    kind = "ginc"
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_dir():
+        super().__init__(path)
+        if self.summary.get("kind") != "ginc":
             raise DataError(
-                f"{self.path} is not a folder; generate one with `divlab ginc generate`"
+                f"{self.path} is not a GINC data set (kind {self.summary.get('kind')!r})"
             )
-        if not (self.path / "summary.json").exists():
-            raise DataError(
-                f"{self.path} is not a finished GINC data set (no summary.json); regenerate it"
-            )
-        self.summary = read_json(self.path / "summary.json")
-        self.spec_dict = read_json(self.path / "spec.json")
-        if self.summary.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"{self.path} has an unsupported format version; regenerate it")
 
     @property
     def family(self) -> ConceptFamily:
@@ -503,57 +488,8 @@ class GincDataset:
     def concept_ids(self) -> list[int]:
         return list(self.summary["concepts"]["ids"])
 
-    @property
-    def splits(self) -> list[str]:
-        return list(self.summary["splits"])
-
-    def split_path(self, split: str) -> Path:
-        if split not in self.summary["splits"]:
-            raise DataError(f"{self.path} has no split {split!r}; it has {', '.join(self.splits)}")
-        return self.path / f"{split}.parquet"
-
-    def table(self, split: str) -> pa.Table:
-        return pq.read_table(self.split_path(split))
-
     def prompts(self) -> pa.Table:
         path = self.path / "prompts.parquet"
         if not path.exists():
             raise DataError(f"{self.path} has no prompt sets (generated with prompts: null)")
         return pq.read_table(path)
-
-    def to_hf(self, split: str):
-        """The split as a ``datasets.Dataset`` (memory-mapped Arrow)."""
-        import datasets
-
-        return datasets.Dataset.from_parquet(str(self.split_path(split)))
-
-    def tokenizer(self):
-        from divlab.data.ginc.tokenizer import load_tokenizer
-
-        return load_tokenizer(self.path / "tokenizer")
-
-    def iter_token_blocks(
-        self, split: str, block_size: int, separator: int | None = None, batch_docs: int = 64
-    ) -> Iterator[np.ndarray]:
-        """Stream the split as consecutive ``block_size``-token blocks (int64), documents
-        joined by ``separator`` (default: the tokenizer's ``<eos>`` id); the last partial
-        block is dropped. Reads ``batch_docs`` documents at a time (constant memory)."""
-        if block_size < 1:
-            raise ConfigError(f"block_size must be >= 1, got {block_size}")
-        if separator is None:
-            separator = self.summary["family"]["vocab_size"] + 2  # <eos>
-        buffer = np.empty(0, dtype=np.int64)
-        reader = pq.ParquetFile(self.split_path(split))
-        for batch in reader.iter_batches(batch_size=batch_docs, columns=["tokens"]):
-            lists = batch.column(0)
-            offsets = lists.offsets.to_numpy()
-            values = lists.flatten().to_numpy().astype(np.int64)
-            joined = np.insert(values, offsets[1:] - offsets[0], separator)
-            buffer = np.concatenate([buffer, joined])
-            n_full = len(buffer) // block_size
-            for j in range(n_full):
-                yield buffer[j * block_size : (j + 1) * block_size]
-            buffer = buffer[n_full * block_size :]
-
-    def info(self) -> dict:
-        return {"path": str(self.path), **self.summary}

@@ -44,9 +44,3 @@ def build_tokenizer(vocab_size: int):
 
 def save_tokenizer(vocab_size: int, directory: str | Path) -> None:
     build_tokenizer(vocab_size).save_pretrained(str(directory))
-
-
-def load_tokenizer(directory: str | Path):
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast.from_pretrained(str(directory))

@@ -1,0 +1,148 @@
+"""Token data sets on disk: the one format every stage reads.
+
+A data set is a folder with ``summary.json`` (written last: its presence means the folder
+is complete), ``tokenizer/`` (a Hugging Face tokenizer), and one ``<split>.parquet`` per
+split with at least a ``tokens`` column (a list of token ids per document). GINC data
+sets add ground-truth columns (``concept``, ``noise``, ``duplicate_of``, ``oracle_nll``,
+...) and ``prompts.parquet``; text data sets add the ``text`` column. ``summary.json``
+has ``kind`` ("ginc" or "text") and ``splits`` (name -> counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from divlab.errors import ConfigError, DataError
+from divlab.io import read_json
+
+FORMAT_VERSION = 1
+
+
+def token_lists(tokens: np.ndarray) -> pa.ListArray:
+    """(N, L) uint16 tokens as an Arrow list column, without copying the values
+    (``pa.array`` on a large uint16 array copies element by element: ~70 ns a token)."""
+    tokens = np.ascontiguousarray(tokens, dtype=np.uint16)
+    n_rows, length = tokens.shape
+    offsets = pa.array(np.arange(0, (n_rows + 1) * length, length, dtype=np.int32))
+    values = pa.Array.from_buffers(pa.uint16(), tokens.size, [None, pa.py_buffer(tokens)])
+    return pa.ListArray.from_arrays(offsets, values)
+
+
+def tokenizer_summary(directory: str | Path) -> dict:
+    """The facts about a saved tokenizer that training needs, for ``summary.json``."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
+    if tokenizer.eos_token_id is None:
+        raise DataError(f"the tokenizer in {directory} has no eos token; add one")
+    return {
+        "vocab_size": len(tokenizer),
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+class TokenDataset:
+    """A finished data set folder (see the module docstring)."""
+
+    kind = "tokens"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataError(
+                f"{self.path} is not a folder; create a data set with `divlab ginc generate` "
+                "or `divlab data prepare`"
+            )
+        if not (self.path / "summary.json").exists():
+            raise DataError(
+                f"{self.path} is not a finished divlab data set (no summary.json); "
+                "regenerate it with `divlab ginc generate` or `divlab data prepare`"
+            )
+        self.summary = read_json(self.path / "summary.json")
+        if self.summary.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{self.path} has an unsupported format version; regenerate it")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.summary["splits"])
+
+    def split_path(self, split: str) -> Path:
+        if split not in self.summary["splits"]:
+            raise DataError(f"{self.path} has no split {split!r}; it has {', '.join(self.splits)}")
+        return self.path / f"{split}.parquet"
+
+    def table(self, split: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.split_path(split), columns=columns)
+
+    def documents(self, split: str) -> list[np.ndarray]:
+        """Token ids of every document of a split (int64 arrays)."""
+        column = self.table(split, ["tokens"]).column(0).combine_chunks()
+        offsets = column.offsets.to_numpy()
+        values = column.flatten().to_numpy().astype(np.int64)
+        return np.split(values, offsets[1:-1] - offsets[0])
+
+    def to_hf(self, split: str):
+        """The split as a ``datasets.Dataset`` (memory-mapped Arrow)."""
+        import datasets
+
+        return datasets.Dataset.from_parquet(str(self.split_path(split)))
+
+    def tokenizer(self):
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(self.path / "tokenizer"))
+
+    @property
+    def eos_token_id(self) -> int:
+        return int(self.summary["tokenizer"]["eos_token_id"])
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids (the model's embedding size), specials included."""
+        return int(self.summary["tokenizer"]["vocab_size"])
+
+    def iter_token_blocks(
+        self, split: str, block_size: int, separator: int | None = None, batch_docs: int = 64
+    ) -> Iterator[np.ndarray]:
+        """Stream the split as consecutive ``block_size``-token blocks (int64), documents
+        joined by ``separator`` (default: ``<eos>``); the last partial block is dropped.
+        Reads ``batch_docs`` documents at a time (constant memory)."""
+        if block_size < 1:
+            raise ConfigError(f"block_size must be >= 1, got {block_size}")
+        if separator is None:
+            separator = self.eos_token_id
+        buffer = np.empty(0, dtype=np.int64)
+        reader = pq.ParquetFile(self.split_path(split))
+        for batch in reader.iter_batches(batch_size=batch_docs, columns=["tokens"]):
+            lists = batch.column(0)
+            offsets = lists.offsets.to_numpy()
+            values = lists.flatten().to_numpy().astype(np.int64)
+            joined = np.insert(values, offsets[1:] - offsets[0], separator)
+            buffer = np.concatenate([buffer, joined])
+            n_full = len(buffer) // block_size
+            for j in range(n_full):
+                yield buffer[j * block_size : (j + 1) * block_size]
+            buffer = buffer[n_full * block_size :]
+
+    def info(self) -> dict:
+        return {"path": str(self.path), **self.summary}
+
+
+def open_dataset(path: str | Path) -> TokenDataset:
+    """Open a data set folder as the class of its kind (GINC or text)."""
+    base = TokenDataset(path)
+    if base.summary.get("kind") == "ginc":
+        from divlab.data.ginc.dataset import GincDataset
+
+        return GincDataset(path)
+    return base
