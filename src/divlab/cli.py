@@ -105,7 +105,8 @@ def ginc_generate(
 ) -> None:
     """Generate a GINC data set: documents with per-document ground truth, ICL prompts,
     oracle losses and a tokenizer."""
-    from divlab.data.ginc.dataset import GincSpec, generate, load_yaml
+    from divlab.data.ginc.dataset import GincSpec, generate
+    from divlab.io import load_yaml
 
     tree: dict = load_yaml(config) if config else {}
     overrides = {

@@ -53,7 +53,7 @@ from divlab.data.ginc.sampler import (
 from divlab.data.ginc.truth import ground_truth_diversity
 from divlab.data.store import FORMAT_VERSION, TokenDataset, token_lists, tokenizer_summary
 from divlab.errors import ConfigError, DataError, format_validation_error
-from divlab.io import atomic_directory, write_json
+from divlab.io import atomic_directory, load_yaml, write_json
 
 CHUNK_TOKENS = 1 << 22  # tokens per generation chunk (8 MiB of uint16; memory stays flat)
 BAYES_MAX_CONCEPTS = 32  # the Bayes mixture costs one forward pass per concept
@@ -72,6 +72,7 @@ SCHEMA = pa.schema(
         ("n_noise_tokens", pa.int32()),
         ("duplicate_of", pa.int64()),  # doc_id of the source, -1 for an original
         ("n_duplicate_edits", pa.int32()),  # substitutions made to the copy
+        ("substitution_rate", pa.float64()),  # of the channel the tokens went through
         ("oracle_nll", pa.float64()),  # nats/token under the true concept; null if not computed
     ]
 )
@@ -206,27 +207,6 @@ class GincSpec(_Strict):
         return cls.from_dict(load_yaml(path), source=f"config {path}")
 
 
-def load_yaml(path: str | Path) -> dict:
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config {path} is not valid YAML{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {path} must be a YAML mapping of fields")
-    return data
-
-
 def _stream(seed: int, split: str, chunk: int) -> list[np.random.Generator]:
     """Independent generators for (assignment, sampling, noise, duplicates) of a chunk."""
     key = zlib.crc32(split.encode())
@@ -325,6 +305,7 @@ def _generate_split(
                 "n_noise_tokens": noise_tokens.astype(np.int32),
                 "duplicate_of": duplicate_of,
                 "n_duplicate_edits": edits.astype(np.int32),
+                "substitution_rate": rate,
                 "oracle_nll": nll if nll is not None else pa.nulls(count, pa.float64()),
             }
             if pending is not None:

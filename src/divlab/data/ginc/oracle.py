@@ -26,13 +26,15 @@ def forward(
     tokens: np.ndarray,
     substitution_rate: float | np.ndarray = 0.0,
     start: np.ndarray | None = None,
+    per_token: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward pass of each document ``tokens[d]`` under concept ``concepts[rows[d]]``.
 
     ``start`` (D, n_states) overrides the concepts' start distributions (ICL prompts start
-    in one slot). Returns ``(log_likelihood (D,), alpha (D, n_values, n_slots))`` where
-    ``alpha`` is the filtered posterior over the last hidden state (zeros if impossible).
-    """
+    in one slot). Returns ``(log_likelihood, alpha)``: ``log_likelihood`` is (D,), or with
+    ``per_token`` the (D, T) conditional log-probabilities ``log P(x_t | x_<t)`` (whose
+    row sums are the log-likelihoods); ``alpha`` (D, n_values, n_slots) is the filtered
+    posterior over the last hidden state (zeros if the document is impossible)."""
     tokens = np.asarray(tokens)
     if tokens.ndim != 2:
         raise ValueError("tokens must be a (documents, length) array")
@@ -56,6 +58,7 @@ def forward(
         n_docs, n_values, n_slots
     )
     log_likelihood = np.zeros(n_docs)
+    steps = np.empty((n_docs, length)) if per_token else None
     for t in range(length):
         if t > 0:
             alpha = np.matmul(np.matmul(value_t, alpha), slot_transitions)
@@ -63,9 +66,12 @@ def forward(
         norm = alpha.sum(axis=(1, 2))
         dead = norm <= 0.0
         with np.errstate(divide="ignore"):
-            log_likelihood += np.log(norm)
+            log_norm = np.log(norm)
+        log_likelihood += log_norm
+        if steps is not None:
+            steps[:, t] = log_norm
         alpha = alpha / np.where(dead, 1.0, norm)[:, None, None]
-    return log_likelihood, alpha
+    return (steps if steps is not None else log_likelihood), alpha
 
 
 def next_token_distribution(

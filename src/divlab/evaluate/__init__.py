@@ -1,0 +1,1 @@
+"""Metrics on a checkpoint: loss and oracle gap, ICL exact match, continuations, speed."""

@@ -1,0 +1,445 @@
+"""The budgeted training loop.
+
+One loop, with side effects as small callbacks around it (OLMo-core style): the learning
+curve, checkpoints and the progress bar each watch the loop's state. A run folder::
+
+    spec.json          the resolved TrainSpec
+    train_log.jsonl    one row per optimizer step: loss BEFORE the update (prequential), lr
+    curve.jsonl        eval loss at fixed token intervals, overall and per concept
+    checkpoint/        the last resumable checkpoint (removed once the run is complete)
+    model/             the final checkpoint (save_pretrained + tokenizer + divlab.json)
+    run.json           the summary, written last: its presence means the run is complete
+
+Relaunching into the same folder resumes from ``checkpoint/`` (model, optimizer,
+scheduler, RNG and data position), truncating the JSONL logs to the checkpoint, and ends
+with the same numbers as an uninterrupted run (tests/train/test_loop.py); relaunching a
+finished run returns its summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from divlab.data.store import TokenDataset, open_dataset
+from divlab.errors import ConfigError, DataError
+from divlab.io import read_json, write_json
+from divlab.train.checkpoint import (
+    SIDECAR,
+    load_trainer_state,
+    save_checkpoint,
+    versions,
+)
+from divlab.train.data import PackedSequences
+from divlab.train.models import build_config, build_model, count_parameters, training_flops
+from divlab.train.spec import TrainSpec
+
+# Peak dense bf16 FLOP/s of common accelerators, for MFU.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    tokens: int = 0
+    prequential_nats: float = 0.0  # sum over steps of loss-before-update * tokens predicted
+    train_seconds: float = 0.0
+    last_loss: float = float("nan")
+    last_eval: dict = field(default_factory=dict)
+
+
+class Callback:
+    """Hooks around the loop; override what you need."""
+
+    def on_start(self, run: Run) -> None: ...
+
+    def on_step(self, run: Run) -> None: ...
+
+    def on_end(self, run: Run) -> None: ...
+
+
+class Run:
+    """One training run: the spec, the model, the data and the state of the loop."""
+
+    def __init__(self, spec: TrainSpec, out: str | Path, overwrite: bool = False) -> None:
+        import torch
+
+        self.spec, self.out = spec, Path(out)
+        self.dataset: TokenDataset = open_dataset(spec.data)
+        for split in (spec.split, spec.eval_split):
+            if split is not None:
+                self.dataset.split_path(split)
+        tokenizer = self.dataset.summary["tokenizer"]
+        self.vocab_size = int(tokenizer["vocab_size"])
+        self.config = build_config(spec.model, self.vocab_size, spec.seq_len, tokenizer)
+        self.device = _device(spec.device)
+        self.state = TrainState()
+        self.finished = self._prepare_folder(overwrite)
+        if self.finished:
+            return
+
+        self.model = build_model(self.config, spec.seed).to(self.device)
+        self.parameters = count_parameters(self.model)
+        self.data = PackedSequences(self.dataset, spec.split, spec.seq_len, spec.seed)
+        self.optimizer = _adamw(self.model, spec)
+        self.scheduler = _scheduler(self.optimizer, spec)
+        self.forward_model = torch.compile(self.model) if spec.compile else self.model
+        if (self.out / "checkpoint" / SIDECAR).exists():
+            self._resume()
+
+    # ---- folder and resume -------------------------------------------------------
+    def _prepare_folder(self, overwrite: bool) -> bool:
+        spec_json = self.spec.model_dump(mode="json")
+        if overwrite and self.out.exists():
+            shutil.rmtree(self.out)
+        if self.out.exists() and any(self.out.iterdir()):
+            if not (self.out / "spec.json").exists():
+                raise DataError(
+                    f"{self.out} exists and is not a divlab run; choose another --out "
+                    "or pass --overwrite"
+                )
+            if read_json(self.out / "spec.json") != spec_json:
+                raise ConfigError(
+                    f"{self.out} holds a run with a different spec; choose another --out "
+                    "or pass --overwrite"
+                )
+            return (self.out / "run.json").exists()
+        write_json(self.out / "spec.json", spec_json)
+        return False
+
+    def _resume(self) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        checkpoint = self.out / "checkpoint"
+        state = load_trainer_state(checkpoint)
+        weights = load_file(str(checkpoint / "model.safetensors"), device=str(self.device))
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if unexpected or any("lm_head" not in key for key in missing):  # tied head: absent
+            raise DataError(f"{checkpoint} does not match the model of this spec")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        self.state.step = int(state["step"])
+        self.state.tokens = int(state["tokens"])
+        self.state.prequential_nats = float(state["prequential_nats"])
+        self.state.train_seconds = float(state["train_seconds"])
+        for name in ("train_log.jsonl", "curve.jsonl"):  # drop rows after the checkpoint
+            _truncate_jsonl(self.out / name, self.state.step)
+
+    def trainer_state(self) -> dict:
+        import torch
+
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "step": self.state.step,
+            "tokens": self.state.tokens,
+            "prequential_nats": self.state.prequential_nats,
+            "train_seconds": self.state.train_seconds,
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state()
+        return state
+
+    def sidecar(self) -> dict:
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "data": {"path": str(self.dataset.path), "kind": self.dataset.summary.get("kind")},
+            "tokens_seen": self.state.tokens,
+            "steps": self.state.step,
+            "seed": self.spec.seed,
+            "parameters": self.parameters,
+            **training_flops(self.parameters, self.state.tokens),
+            "versions": versions(),
+        }
+
+    def save(self, name: str, resumable: bool) -> None:
+        state = self.trainer_state() if resumable else None
+        save_checkpoint(
+            self.out / name, self.model, self.dataset.path / "tokenizer", self.sidecar(), state
+        )
+
+    # ---- the loop ---------------------------------------------------------------
+    def train_step(self) -> float:
+        """One optimizer step; returns the loss on the batch before the update."""
+        import torch
+
+        spec = self.spec
+        per_step = spec.sequences_per_step
+        micro = spec.micro_batch_size or per_step
+        batch = torch.from_numpy(self.data.batch(self.state.step * per_step, per_step))
+        batch = batch.to(self.device)
+        total = 0.0
+        for first in range(0, per_step, micro):
+            inputs = batch[first : first + micro]
+            with _autocast(self.device):
+                loss = self.forward_model(input_ids=inputs, labels=inputs).loss
+            (loss * (len(inputs) / per_step)).backward()
+            total += float(loss.detach()) * len(inputs) / per_step
+        if spec.optimizer.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.optimizer.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def fit(self, callbacks: list[Callback] = ()) -> dict:
+        """Train to the token budget (or from a checkpoint to it); return the summary."""
+        if self.finished:
+            return read_json(self.out / "run.json")
+        self.model.train()
+        for callback in callbacks:
+            callback.on_start(self)
+        predicted_per_step = self.spec.sequences_per_step * (self.spec.seq_len - 1)
+        while self.state.step < self.spec.steps:
+            started = time.perf_counter()
+            loss = self.train_step()
+            self.state.train_seconds += time.perf_counter() - started
+            if not math.isfinite(loss):
+                raise DataError(
+                    f"training diverged (loss {loss}) at step {self.state.step}; lower the "
+                    "learning rate"
+                )
+            self.state.step += 1
+            self.state.tokens += self.spec.batch_tokens
+            self.state.prequential_nats += loss * predicted_per_step
+            self.state.last_loss = loss
+            _append_jsonl(
+                self.out / "train_log.jsonl",
+                {
+                    "step": self.state.step,
+                    "tokens": self.state.tokens,
+                    "loss": loss,
+                    "lr": self.scheduler.get_last_lr()[0],
+                },
+            )
+            for callback in callbacks:
+                callback.on_step(self)
+        return self._finish(callbacks)
+
+    def _finish(self, callbacks: list[Callback]) -> dict:
+        for callback in callbacks:
+            callback.on_end(self)
+        self.save("model", resumable=False)
+        tokens_per_second = self.state.tokens / max(self.state.train_seconds, 1e-9)
+        predicted = self.spec.steps * self.spec.sequences_per_step * (self.spec.seq_len - 1)
+        summary = {
+            **self.sidecar(),
+            "final_train_loss": self.state.last_loss,
+            "final_eval": self.state.last_eval,
+            "prequential_code_length_nats": self.state.prequential_nats,
+            "prequential_bits_per_token": self.state.prequential_nats / predicted / math.log(2),
+            "train_seconds": self.state.train_seconds,
+            "tokens_per_second": tokens_per_second,
+            "device": str(self.device),
+            **_mfu(self.device, self.parameters, tokens_per_second),
+        }
+        write_json(self.out / "run.json", summary)
+        shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
+        self.finished = True
+        return summary
+
+
+class LearningCurve(Callback):
+    """Eval loss on the eval split every ``every`` steps (and at 0 and the end),
+    appended to ``curve.jsonl`` as it happens."""
+
+    def __init__(self, every: int, max_docs: int) -> None:
+        self.every, self.max_docs = every, max_docs
+        self.eval_set = None
+
+    def on_start(self, run: Run) -> None:
+        from divlab.evaluate.loss import EvalSet
+
+        if run.spec.eval_split is None:
+            return
+        self.eval_set = EvalSet(run.dataset, run.spec.eval_split, self.max_docs)
+        if run.state.step == 0:
+            self._evaluate(run)
+
+    def on_step(self, run: Run) -> None:
+        if run.state.step % self.every == 0 or run.state.step == run.spec.steps:
+            self._evaluate(run)
+
+    def _evaluate(self, run: Run) -> None:
+        if self.eval_set is None:
+            return
+        result = self.eval_set.evaluate(run.model, run.spec.seq_len)
+        run.model.train()
+        run.state.last_eval = result
+        row = {"step": run.state.step, "tokens": run.state.tokens, **result}
+        _append_jsonl(run.out / "curve.jsonl", row)
+
+
+class Checkpointing(Callback):
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_step(self, run: Run) -> None:
+        if run.state.step % self.every == 0 and run.state.step < run.spec.steps:
+            run.save("checkpoint", resumable=True)
+
+
+class ProgressBar(Callback):
+    def on_start(self, run: Run) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tokens  {task.fields[rate]} tok/s  loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=run.spec.tokens, completed=run.state.tokens, rate="-", loss="-"
+        )
+
+    def on_step(self, run: Run) -> None:
+        rate = run.state.tokens / max(run.state.train_seconds, 1e-9)
+        self.progress.update(
+            self.task,
+            completed=run.state.tokens,
+            rate=f"{rate:,.0f}",
+            loss=f"{run.state.last_loss:.4f}",
+        )
+
+    def on_end(self, run: Run) -> None:
+        self.progress.stop()
+
+
+def train(
+    spec: TrainSpec,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    quiet: bool = True,
+    callbacks: list[Callback] = (),
+) -> dict:
+    """Train (or resume, or return the finished run in ``out``); return the run summary."""
+    run = Run(spec, out, overwrite=overwrite)
+    if run.finished:
+        return read_json(run.out / "run.json")
+    standard: list[Callback] = [
+        LearningCurve(spec.every(spec.eval_every_tokens, 10), spec.eval_docs),
+        Checkpointing(spec.every(spec.checkpoint_every_tokens, 4)),
+    ]
+    if not quiet:
+        standard.append(ProgressBar())
+    return run.fit([*standard, *callbacks])
+
+
+# ---- helpers ---------------------------------------------------------------------
+def _device(requested: str):
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but no CUDA device is available")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(requested)
+
+
+def _autocast(device):
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _adamw(model, spec: TrainSpec):
+    import torch
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    o = spec.optimizer
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": o.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=o.lr,
+        betas=(o.beta1, o.beta2),
+        eps=o.eps,
+    )
+
+
+def _scheduler(optimizer, spec: TrainSpec):
+    """Linear warmup then cosine/linear decay to ``min_lr_ratio``, or constant."""
+    import torch
+
+    total = spec.steps
+    warmup = int(spec.schedule.warmup_fraction * total)
+    floor = spec.schedule.min_lr_ratio
+    kind = spec.schedule.kind
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1 - progress
+        return floor + (1 - floor) * shape
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _mfu(device, parameters: dict, tokens_per_second: float) -> dict:
+    if device.type != "cuda":
+        return {}
+    import torch
+
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    achieved = 6 * parameters["total"] * tokens_per_second
+    return {
+        "gpu": name,
+        "model_flops_per_second": achieved,
+        "mfu": achieved / peak if peak else None,
+    }
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    """Keep the rows of steps <= ``step`` (written before the checkpoint was taken)."""
+    if not path.exists():
+        return
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [r for r in rows if r["step"] <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    tmp.replace(path)
+
+
+def load_curve(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "curve.jsonl"
+    if not path.exists():
+        raise DataError(f"{run_dir} has no curve.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+__all__ = ["Callback", "Run", "TrainState", "load_curve", "train"]

@@ -1,0 +1,106 @@
+"""The typed spec of a training run: a token budget and everything else held fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from divlab.errors import ConfigError, format_validation_error
+from divlab.train.models import ModelSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimizerSpec(_Strict):
+    """AdamW; weight decay applies to matrices only (not norms or biases)."""
+
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+
+
+class ScheduleSpec(_Strict):
+    """Linear warmup, then cosine / linear decay to ``min_lr_ratio * lr``, or constant."""
+
+    kind: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+
+
+class TrainSpec(_Strict):
+    data: str
+    split: str = "train"
+    eval_split: str | None = "eval"
+    model: ModelSpec = ModelSpec()
+    token_budget: int = Field(..., ge=1, description="training tokens (inputs) of the run")
+    seq_len: int = Field(128, ge=2)
+    batch_tokens: int = Field(4096, ge=2, description="tokens per optimizer step")
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="sequences per forward pass (gradient accumulation)"
+    )
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    seed: int = Field(0, ge=0)
+    eval_every_tokens: int | None = Field(None, ge=1, description="default: budget / 10")
+    eval_docs: int = Field(64, ge=1)
+    checkpoint_every_tokens: int | None = Field(None, ge=1, description="default: budget / 4")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _shapes(self) -> TrainSpec:
+        if self.batch_tokens % self.seq_len:
+            raise ValueError(
+                f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len ({self.seq_len})"
+            )
+        if self.micro_batch_size and self.sequences_per_step % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size ({self.micro_batch_size}) must divide the "
+                f"{self.sequences_per_step} sequences of a step"
+            )
+        if self.token_budget < self.batch_tokens:
+            raise ValueError(
+                f"token_budget ({self.token_budget}) is below one batch ({self.batch_tokens} "
+                "tokens); raise the budget or lower batch_tokens"
+            )
+        return self
+
+    @property
+    def sequences_per_step(self) -> int:
+        return self.batch_tokens // self.seq_len
+
+    @property
+    def steps(self) -> int:
+        return self.token_budget // self.batch_tokens
+
+    @property
+    def tokens(self) -> int:
+        """Tokens actually trained on: whole steps only."""
+        return self.steps * self.batch_tokens
+
+    def every(self, requested: int | None, fraction: int) -> int:
+        """A cadence in steps: ``requested`` tokens, or 1/``fraction`` of the run."""
+        tokens = requested or max(self.tokens // fraction, 1)
+        return max(1, round(tokens / self.batch_tokens))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "training spec") -> TrainSpec:
+        if not isinstance(data, dict):
+            raise ConfigError(f"invalid {source}: expected a mapping of fields")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainSpec:
+        from divlab.io import load_yaml
+
+        return cls.from_dict(load_yaml(path), source=f"config {path}")

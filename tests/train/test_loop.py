@@ -1,0 +1,125 @@
+"""The budgeted loop: learning, golden losses, resume after a kill, checkpoints, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from divlab.data.store import open_dataset
+from divlab.errors import ConfigError, DataError
+from divlab.evaluate.loss import unigram_loss
+from divlab.train import Callback, TrainSpec, train
+
+# A fixed tiny run; its first losses are pinned below (a golden test, torchtitan style).
+GOLDEN = [3.99488568, 3.85064244, 3.76627398, 3.70710468, 3.60824203, 3.58700299]
+
+
+def tiny_spec(data, **overrides) -> TrainSpec:
+    fields = {
+        "data": str(data),
+        "model": {"preset": "tiny"},
+        "token_budget": 8192,
+        "seq_len": 64,
+        "batch_tokens": 512,
+        "optimizer": {"lr": 1e-2},
+        "eval_docs": 8,
+        **overrides,
+    }
+    return TrainSpec.from_dict(fields)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_golden_losses(one_concept, tmp_path):
+    train(tiny_spec(one_concept, token_budget=len(GOLDEN) * 512), tmp_path / "run")
+    losses = [row["loss"] for row in read_jsonl(tmp_path / "run" / "train_log.jsonl")]
+    np.testing.assert_allclose(losses, GOLDEN, rtol=1e-5)
+
+
+def test_more_tokens_approach_the_oracle(one_concept, tmp_path):
+    dataset = open_dataset(one_concept)
+    unigram = unigram_loss(dataset.documents("eval"), dataset.documents("train"))
+    finals = []
+    for budget in (2048, 16384, 65536):
+        summary = train(tiny_spec(one_concept, token_budget=budget), tmp_path / str(budget))
+        finals.append(summary["final_eval"])
+    losses = [f["loss"] for f in finals]
+    gaps = [f["gap"] for f in finals]
+    assert losses[0] > losses[1] > losses[2]
+    assert gaps[0] > gaps[1] > gaps[2] > 0  # no model beats the oracle
+    assert losses[-1] < unigram - 0.5  # clearly below a context-free model
+    assert finals[-1]["oracle_loss"] < losses[-1]
+
+
+class Kill(Callback):
+    """Raise at a given step, after that step's logs were written (a kill at any point)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, run) -> None:
+        if run.state.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(one_concept, tmp_path):
+    spec = tiny_spec(
+        one_concept,
+        token_budget=10 * 512,
+        checkpoint_every_tokens=4 * 512,
+        eval_every_tokens=3 * 512,
+        model={"preset": "tiny", "dropout": 0.1},  # dropout: the RNG state must resume too
+    )
+    whole = train(spec, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, tmp_path / "killed", callbacks=[Kill(6)])
+    assert not (tmp_path / "killed" / "run.json").exists()
+    assert (tmp_path / "killed" / "checkpoint").exists()
+    resumed = train(spec, tmp_path / "killed")
+    assert resumed["final_train_loss"] == whole["final_train_loss"]  # bitwise on CPU
+    assert resumed["final_eval"] == whole["final_eval"]
+    for name in ("train_log.jsonl", "curve.jsonl"):
+        assert read_jsonl(tmp_path / "killed" / name) == read_jsonl(tmp_path / "whole" / name)
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "whole" / "model")
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "killed" / "model")
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    # the finished run is complete: the resumable checkpoint is gone, relaunching is a no-op
+    assert not (tmp_path / "killed" / "checkpoint").exists()
+    assert train(spec, tmp_path / "killed") == resumed
+
+
+def test_checkpoint_loads_with_hugging_face_as_it_is(one_concept, tmp_path):
+    summary = train(tiny_spec(one_concept, token_budget=1024), tmp_path / "run")
+    folder = tmp_path / "run" / "model"
+    model = AutoModelForCausalLM.from_pretrained(folder)  # what lm-eval's `hf` model does
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.eos_token_id == model.config.eos_token_id == 52
+    ids = tokenizer("/ a b c", return_tensors="pt")["input_ids"]
+    generated = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=50)
+    assert generated.shape == (1, ids.shape[1] + 5)
+    sidecar = json.loads((folder / "divlab.json").read_text())
+    assert sidecar["tokens_seen"] == 1024 and sidecar["seed"] == 0
+    assert sidecar["flops_total"] == 6 * sidecar["parameters"]["total"] * 1024
+    assert sidecar["versions"]["torch"] == torch.__version__
+    assert summary["tokens_seen"] == 1024
+    # the curve was written as the run went: an eval at 0 tokens and at the end
+    curve = read_jsonl(tmp_path / "run" / "curve.jsonl")
+    assert curve[0]["tokens"] == 0 and curve[-1]["tokens"] == 1024
+
+
+def test_bad_input_is_refused_before_anything_is_written(one_concept, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="below one batch"):
+        tiny_spec(one_concept, token_budget=100)
+    with pytest.raises(ConfigError, match="unknown model preset"):
+        train(tiny_spec(one_concept, model={"preset": "gigantic"}), out)
+    with pytest.raises(DataError, match="not a finished divlab data set"):
+        train(tiny_spec(tmp_path), out)
+    with pytest.raises(DataError, match="no split"):
+        train(tiny_spec(one_concept, eval_split="validation"), out)
+    assert not out.exists()
