@@ -101,3 +101,40 @@ def test_existing_output_and_unfinished_input_are_refused(tmp_path):
     assert run_cli("ginc", "generate", "--out", str(out), *SMALL, "--overwrite").returncode == 0
     missing = run_cli("ginc", "info", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--tokens", "100"], "below one batch"),
+        (["--model", "gigantic"], "unknown model preset"),
+        (["--data", "{tmp}"], "not a finished divlab data set"),
+        ([], "--tokens is required"),
+    ],
+)
+def test_train_bad_input_is_one_line_exit_2(one_concept, tmp_path, args, needle):
+    out = tmp_path / "run"
+    base = ["train", "--data", str(one_concept), "--out", str(out), "--seq-len", "64",
+            "--batch-tokens", "512", "-q"]  # fmt: skip
+    if "--tokens" not in args and needle != "--tokens is required":
+        base += ["--tokens", "1024"]
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = run_cli(*base, *args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_train_then_evaluate_from_the_command_line(one_concept, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--data", str(one_concept), "--out", str(out), "--tokens", "2048",
+              "--seq-len", "64", "--batch-tokens", "512", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "gap to oracle" in result.output
+    result = runner.invoke(app, ["evaluate", str(out / "model"), "--data", str(one_concept),
+                                 "--limit", "4", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["loss"]["n_docs"] == 4

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from divlab.data.store import TokenDataset
+from divlab.devices import autocast
 from divlab.errors import DataError
 
 
@@ -39,7 +40,7 @@ def token_nll(
             for start in range(0, width - 1, context):
                 window = inputs_t[:, start : start + context]
                 targets = inputs_t[:, start + 1 : start + context + 1]
-                with _autocast(device):
+                with autocast(device):
                     logits = model(input_ids=window[:, : targets.shape[1]]).logits
                 log_probs = torch.log_softmax(logits.float(), dim=-1)
                 picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -47,16 +48,6 @@ def token_nll(
             out.extend(nll[i, :n] for i, n in enumerate(lengths))
     model.train(was_training)
     return out
-
-
-def _autocast(device):
-    import contextlib
-
-    import torch
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class EvalSet:
@@ -119,6 +110,14 @@ class EvalSet:
             oracle = float(np.concatenate(self.oracle).mean())
             result["oracle_loss"] = oracle
             result["gap"] = result["loss"] - oracle
+            result["per_concept_oracle"] = {
+                str(int(c)): float(
+                    np.concatenate(
+                        [self.oracle[i] for i in np.flatnonzero(self.concepts == c)]
+                    ).mean()
+                )
+                for c in np.unique(self.concepts)
+            }
         return result
 
 

@@ -82,7 +82,9 @@ def load_model(path: str | Path, device: str | None = None):
     """A checkpoint (or any HF causal-LM folder) as an eval-mode model on ``device``."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()
     path = Path(path)
     if not (path / "config.json").exists():
         raise DataError(f"{path} is not a model checkpoint (no config.json)")

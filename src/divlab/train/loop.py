@@ -18,7 +18,6 @@ finished run returns its summary.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shutil
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from divlab.data.store import TokenDataset, open_dataset
+from divlab.devices import autocast, resolve_device
 from divlab.errors import ConfigError, DataError
 from divlab.io import read_json, write_json
 from divlab.train.checkpoint import (
@@ -77,7 +77,7 @@ class Run:
         tokenizer = self.dataset.summary["tokenizer"]
         self.vocab_size = int(tokenizer["vocab_size"])
         self.config = build_config(spec.model, self.vocab_size, spec.seq_len, tokenizer)
-        self.device = _device(spec.device)
+        self.device = resolve_device(spec.device)
         self.state = TrainState()
         self.finished = self._prepare_folder(overwrite)
         if self.finished:
@@ -181,7 +181,7 @@ class Run:
         total = 0.0
         for first in range(0, per_step, micro):
             inputs = batch[first : first + micro]
-            with _autocast(self.device):
+            with autocast(self.device):
                 loss = self.forward_model(input_ids=inputs, labels=inputs).loss
             (loss * (len(inputs) / per_step)).backward()
             total += float(loss.detach()) * len(inputs) / per_step
@@ -347,22 +347,6 @@ def train(
 
 
 # ---- helpers ---------------------------------------------------------------------
-def _device(requested: str):
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was requested but no CUDA device is available")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(requested)
-
-
-def _autocast(device):
-    import torch
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _adamw(model, spec: TrainSpec):

@@ -124,3 +124,27 @@ def bayes_mixture_nll(
     with np.errstate(divide="ignore"):  # every concept impossible: -inf, reported as inf NLL
         log_mixture = safe_peak + np.log(np.exp(total - safe_peak).sum(axis=0))
     return -log_mixture / tokens.shape[1]
+
+
+def greedy_continuation(
+    family: ConceptFamily,
+    concepts: ConceptArrays,
+    rows: np.ndarray,
+    prefixes: np.ndarray,
+    length: int,
+) -> np.ndarray:
+    """(D, length) argmax continuation of each prefix under its true concept: at each step
+    the most probable next token, which is then observed (the oracle's greedy decoding)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    _, alpha = forward(family, concepts, rows, prefixes)
+    emissions = family.emissions[None]
+    slot_transitions = concepts.slot_transitions[rows]
+    out = np.empty((len(rows), length), dtype=np.int64)
+    for t in range(length):
+        following = np.matmul(np.matmul(family.value_transitions.T, alpha), slot_transitions)
+        predictive = following.reshape(len(rows), -1) @ family.emission_matrix()
+        out[:, t] = predictive.argmax(axis=1)
+        alpha = following * (emissions == out[:, t, None, None])
+        norm = alpha.sum(axis=(1, 2), keepdims=True)
+        alpha = alpha / np.where(norm > 0, norm, 1.0)
+    return out
