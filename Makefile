@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
-## demo: the main job — generate the quickstart GINC data set and print its summary
+## demo: the main job — generate the quickstart GINC data, train a small decoder, evaluate it
 demo: $(STAMP)
 	$(BIN)/divlab ginc generate --config examples/ginc-quickstart.yaml --out runs/quickstart --overwrite
 	$(BIN)/divlab ginc info runs/quickstart
+	$(BIN)/divlab train --config examples/train-quickstart.yaml --out runs/quickstart-train --overwrite
+	$(BIN)/divlab evaluate runs/quickstart-train/model --data runs/quickstart --out runs/quickstart-train/eval.json
 
 ## test: lint, format check and the test suite (what CI runs)
 test: $(STAMP)
@@ -31,6 +33,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ginc_sampler.py
+	$(BIN)/python bench/bench_train_loop.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

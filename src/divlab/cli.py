@@ -231,6 +231,60 @@ def ginc_info(
         )
 
 
+data_app = typer.Typer(help="Real-text corpora as divlab data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="JSONL, Parquet, .txt, fortune files or HF dataset dirs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="Tokenizer folder, tokenizer.json or GPT-2 BPE files (folder)."),
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option(help="Train a byte-level BPE of this size instead.")
+    ] = None,
+    field: Annotated[str, typer.Option(help="Text field of JSONL/Parquet/HF inputs.")] = "text",
+    by: Annotated[
+        str | None, typer.Option(help="Split .txt files by line, paragraph or fortune.")
+    ] = None,
+    eval_fraction: Annotated[float | None, typer.Option(help="Share of docs for eval.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the train/eval split.")] = 0,
+    max_doc_tokens: Annotated[int | None, typer.Option(help="Truncate longer docs.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Read at most this many docs.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Tokenize a text corpus into a data set that `divlab train` and the measures read."""
+    from divlab.data.store import open_dataset
+    from divlab.data.text import prepare_text
+
+    if (tokenizer is None) == (vocab_size is None):
+        raise ConfigError("give exactly one of --tokenizer and --vocab-size")
+    path = prepare_text(
+        inputs,
+        out,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        field=field,
+        by=by,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        max_doc_tokens=max_doc_tokens,
+        limit=limit,
+        overwrite=overwrite,
+    )
+    info = open_dataset(path).info()
+    splits = ", ".join(
+        f"{name}: {s['n_docs']:,} docs, {s['n_tokens']:,} tokens"
+        for name, s in info["splits"].items()
+    )
+    console.print(f"[green]wrote[/] {path} (vocab {info['tokenizer']['vocab_size']:,}; {splits})")
+
+
 @app.command("train")
 def train_command(
     data: Annotated[
@@ -356,17 +410,17 @@ def evaluate_command(
                 f"exact match {m['exact_match']:.3f}"
             )
     if result.get("icl"):
-        table = Table(title="ICL exact match (95% Wilson CI)")
-        for column in ("kind", "examples", "length", "prompts", "accuracy"):
-            table.add_column(column, justify="right")
-        for row in result["icl"]:
-            table.add_row(
-                row["kind"],
-                str(row["n_examples"]),
-                str(row["example_length"]),
-                str(row["prompts"]),
-                f"{row['accuracy']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]",
-            )
+        rows = result["icl"]
+        counts = sorted({r["n_examples"] for r in rows})
+        table = Table(title="ICL exact match by number of in-context examples (--json: CIs)")
+        table.add_column("kind, example length")
+        for n in counts:
+            table.add_column(f"n={n}", justify="right")
+        for kind, length in sorted({(r["kind"], r["example_length"]) for r in rows}):
+            cells = {r["n_examples"]: r["accuracy"] for r in rows
+                     if r["kind"] == kind and r["example_length"] == length}  # fmt: skip
+            table.add_row(f"{kind} L={length}", *(f"{cells[n]:.2f}" if n in cells else "-"
+                                                  for n in counts))  # fmt: skip
         console.print(table)
 
 

@@ -123,3 +123,33 @@ def test_bad_input_is_refused_before_anything_is_written(one_concept, tmp_path):
     with pytest.raises(DataError, match="no split"):
         train(tiny_spec(one_concept, eval_split="validation"), out)
     assert not out.exists()
+
+
+def test_training_and_evaluation_work_on_real_text(tmp_path):
+    from divlab.data.text import prepare_text
+    from divlab.evaluate.checkpoint import evaluate_checkpoint
+
+    corpus = tmp_path / "corpus.txt"
+    words = [
+        "the",
+        "data",
+        "model",
+        "learns",
+        "a",
+        "token",
+        "from",
+        "diverse",
+        "text",
+        "of",
+        "high",
+        "quality",
+    ]
+    rng = np.random.default_rng(0)
+    corpus.write_text("\n".join(" ".join(rng.choice(words, size=30)) for _ in range(200)))
+    data = prepare_text(corpus, tmp_path / "text", vocab_size=280, eval_docs=10)
+    summary = train(tiny_spec(data, token_budget=4096), tmp_path / "run")
+    assert summary["final_eval"]["loss"] < summary["speed_of_learning"]["auc"] + 1e-9
+    assert "gap" not in summary["final_eval"]  # no oracle for real text
+    result = evaluate_checkpoint(tmp_path / "run" / "model", data, limit=8, prefix=8, length=4)
+    assert result["loss"]["loss"] == pytest.approx(summary["final_eval"]["loss"], rel=1e-5)
+    assert "vs_oracle" not in result["continuation"] and "icl" not in result

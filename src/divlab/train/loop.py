@@ -243,6 +243,10 @@ class Run:
             "device": str(self.device),
             **_mfu(self.device, self.parameters, tokens_per_second),
         }
+        if (self.out / "curve.jsonl").exists():
+            from divlab.evaluate.speed import speed_of_learning
+
+            summary["speed_of_learning"] = speed_of_learning(load_curve(self.out))
         write_json(self.out / "run.json", summary)
         shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
         self.finished = True
