@@ -75,7 +75,10 @@ def test_resume_after_kill_equals_an_uninterrupted_run(one_concept, tmp_path):
         model={"preset": "tiny", "dropout": 0.1},  # dropout: the RNG state must resume too
     )
     whole = train(spec, tmp_path / "whole")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # before the first checkpoint: starts over
+        train(spec, tmp_path / "killed", callbacks=[Kill(2)])
+    assert not (tmp_path / "killed" / "checkpoint").exists()
+    with pytest.raises(KeyboardInterrupt):  # after the checkpoint at step 4: resumes
         train(spec, tmp_path / "killed", callbacks=[Kill(6)])
     assert not (tmp_path / "killed" / "run.json").exists()
     assert (tmp_path / "killed" / "checkpoint").exists()
@@ -122,6 +125,8 @@ def test_bad_input_is_refused_before_anything_is_written(one_concept, tmp_path):
         train(tiny_spec(tmp_path), out)
     with pytest.raises(DataError, match="no split"):
         train(tiny_spec(one_concept, eval_split="validation"), out)
+    with pytest.raises(ConfigError, match="fewer than one sequence"):
+        train(tiny_spec(one_concept, seq_len=2**17, batch_tokens=2**17, token_budget=2**17), out)
     assert not out.exists()
 
 

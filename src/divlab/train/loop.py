@@ -91,6 +91,10 @@ class Run:
         self.forward_model = torch.compile(self.model) if spec.compile else self.model
         if (self.out / "checkpoint" / SIDECAR).exists():
             self._resume()
+        else:  # killed before its first checkpoint (or new): start clean
+            for name in ("train_log.jsonl", "curve.jsonl"):
+                (self.out / name).unlink(missing_ok=True)
+        write_json(self.out / "spec.json", spec.model_dump(mode="json"))
 
     # ---- folder and resume -------------------------------------------------------
     def _prepare_folder(self, overwrite: bool) -> bool:
@@ -109,7 +113,6 @@ class Run:
                     "or pass --overwrite"
                 )
             return (self.out / "run.json").exists()
-        write_json(self.out / "spec.json", spec_json)
         return False
 
     def _resume(self) -> None:
