@@ -424,6 +424,146 @@ def evaluate_command(
         console.print(table)
 
 
+measure_app = typer.Typer(
+    help="Task2Vec diversity and alignment coefficients of data sets.", no_args_is_help=True
+)
+app.add_typer(measure_app, name="measure")
+
+
+def _probe_for(data: Path, probe: str, device: str):
+    """A probe, with a random-init probe sized to the data's vocabulary."""
+    from divlab.measure import load_probe
+
+    vocab_size, special = None, None
+    if probe.startswith("random:"):
+        from divlab.data.store import open_dataset
+
+        dataset = open_dataset(data)
+        vocab_size, special = dataset.vocab_size, dataset.summary["tokenizer"]
+    return load_probe(probe, vocab_size=vocab_size, special=special, device=device)
+
+
+def _measure_settings(**fields):
+    from divlab.measure import DiversitySettings
+
+    if fields["estimator"] not in ("closed-form", "montecarlo"):
+        raise ConfigError("--estimator must be closed-form or montecarlo")
+    if fields["construction"] not in ("blocks", "documents"):
+        raise ConfigError("--construction must be blocks or documents")
+    return DiversitySettings(**fields)
+
+
+ProbeOption = Annotated[
+    str,
+    typer.Option(help="Model folder / divlab checkpoint, .gguf file, 'smollm2', or random:PRESET."),
+]
+EstimatorOption = Annotated[str, typer.Option(help="closed-form or montecarlo.")]
+BatchesOption = Annotated[int, typer.Option("--batches", help="Number of batches.")]
+BatchSizeOption = Annotated[int, typer.Option(help="Sequences per batch.")]
+SeqLenOption = Annotated[int, typer.Option(help="Tokens per sequence.")]
+ConstructionOption = Annotated[
+    str, typer.Option(help="blocks (consecutive) or documents (one doc per sequence).")
+]
+FinetuneOption = Annotated[int, typer.Option(help="Head fine-tune epochs (0: none).")]
+
+
+@measure_app.command("diversity")
+def measure_diversity(
+    data: Annotated[Path, typer.Argument(help="Data set folder or corpus file.")],
+    probe: ProbeOption,
+    estimator: EstimatorOption = "closed-form",
+    n_batches: BatchesOption = 20,
+    batch_size: BatchSizeOption = 64,
+    seq_len: SeqLenOption = 128,
+    construction: ConstructionOption = "blocks",
+    finetune_epochs: FinetuneOption = 0,
+    with_bounds: Annotated[
+        bool, typer.Option("--bounds", help="Also the lower/upper bounds and normalised value.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the batch draw.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The Task2Vec diversity coefficient: mean distance between batches of the data."""
+    import numpy as np
+
+    from divlab.io import write_json
+    from divlab.measure import bounds, diversity_coefficient, normalized_diversity, probe_documents
+
+    settings = _measure_settings(
+        estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
+        construction=construction, finetune_epochs=finetune_epochs, seed=seed,
+    )  # fmt: skip
+    the_probe = _probe_for(data, probe, device)
+    prepared = probe_documents(data, the_probe)
+    result = diversity_coefficient(prepared, the_probe, settings)
+    if with_bounds:  # bounds over the symbols the data actually uses
+        symbols = np.unique(np.concatenate(prepared.documents))
+        result["bounds"] = bounds(the_probe, symbols, settings)
+        result["normalized"] = normalized_diversity(
+            result["diversity"], result["bounds"]["lower"], result["bounds"]["upper"]
+        )
+    if out:
+        write_json(out, result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    b = result["batches"]
+    low, high = result["ci95"]
+    console.print(
+        f"diversity {result['diversity']:.4f} (bootstrap 95% CI [{low:.4f}, {high:.4f}]; "
+        f"paper-style +-{result['paper_ci95']:.4f}) of {result['data']}"
+    )
+    console.print(
+        f"probe {result['probe']}, {settings.estimator}, {b['n_batches']} batches of "
+        f"{b['batch_size']} x {b['seq_len']} ({b['construction']}: {b['tokens_per_batch']:,.0f} "
+        f"tokens, {b['documents_per_batch']:.1f} documents per batch)"
+    )
+    if with_bounds:
+        console.print(
+            f"bounds: lower {result['bounds']['lower']:.4f}, upper "
+            f"{result['bounds']['upper']:.4f}; normalised diversity {result['normalized']:.4f}"
+        )
+
+
+@measure_app.command("alignment")
+def measure_alignment(
+    data_a: Annotated[Path, typer.Argument(help="First data set folder or corpus.")],
+    data_b: Annotated[Path, typer.Argument(help="Second data set folder or corpus.")],
+    probe: ProbeOption,
+    estimator: EstimatorOption = "closed-form",
+    n_batches: BatchesOption = 20,
+    batch_size: BatchSizeOption = 64,
+    seq_len: SeqLenOption = 128,
+    construction: ConstructionOption = "blocks",
+    finetune_epochs: FinetuneOption = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the batch draws.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The Task2Vec alignment coefficient of two data sets (align1 and align2)."""
+    from divlab.io import write_json
+    from divlab.measure import alignment
+
+    settings = _measure_settings(
+        estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
+        construction=construction, finetune_epochs=finetune_epochs, seed=seed,
+    )  # fmt: skip
+    result = alignment(data_a, data_b, _probe_for(data_a, probe, device), settings)
+    if out:
+        write_json(out, result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    low, high = result["align1_ci95"]
+    console.print(
+        f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 "
+        f"{result['align2']:.4f}; probe {result['probe']}, {settings.estimator}"
+    )
+
+
 def main() -> None:
     try:
         app()
