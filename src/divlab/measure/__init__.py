@@ -4,6 +4,7 @@ from divlab.measure.batches import Batches, make_batches
 from divlab.measure.distance import distance, distance_matrix, normalized_cosine_distance
 from divlab.measure.diversity import (
     DiversitySettings,
+    ProbeData,
     alignment,
     bounds,
     diversity_coefficient,
@@ -16,6 +17,7 @@ __all__ = [
     "Batches",
     "DiversitySettings",
     "Probe",
+    "ProbeData",
     "alignment",
     "bounds",
     "distance",

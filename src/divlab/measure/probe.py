@@ -110,4 +110,8 @@ def load_probe(
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except (OSError, ValueError):
         tokenizer = None
-    return Probe(model.float().to(target).eval(), tokenizer, source)
+    import torch
+
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        model = model.float()  # (GGUF models load as float32 and refuse .float())
+    return Probe(model.to(target).eval(), tokenizer, source)
