@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from divlab.errors import ConfigError, format_validation_error
+from divlab.specs import Spec
 from divlab.train.models import ModelSpec
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OptimizerSpec(_Strict):
+class OptimizerSpec(Spec):
     """AdamW; weight decay applies to matrices only (not norms or biases)."""
 
     lr: float = Field(3e-3, gt=0)
@@ -26,7 +21,7 @@ class OptimizerSpec(_Strict):
     grad_clip: float | None = Field(1.0, gt=0)
 
 
-class ScheduleSpec(_Strict):
+class ScheduleSpec(Spec):
     """Linear warmup, then cosine / linear decay to ``min_lr_ratio * lr``, or constant."""
 
     kind: Literal["cosine", "linear", "constant"] = "cosine"
@@ -34,7 +29,7 @@ class ScheduleSpec(_Strict):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
 
 
-class TrainSpec(_Strict):
+class TrainSpec(Spec):
     data: str
     split: str = "train"
     eval_split: str | None = "eval"
@@ -89,18 +84,3 @@ class TrainSpec(_Strict):
         """A cadence in steps: ``requested`` tokens, or 1/``fraction`` of the run."""
         tokens = requested or max(self.tokens // fraction, 1)
         return max(1, round(tokens / self.batch_tokens))
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "training spec") -> TrainSpec:
-        if not isinstance(data, dict):
-            raise ConfigError(f"invalid {source}: expected a mapping of fields")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise ConfigError(format_validation_error(e, source)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainSpec:
-        from divlab.io import load_yaml
-
-        return cls.from_dict(load_yaml(path), source=f"config {path}")

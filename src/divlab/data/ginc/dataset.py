@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 import divlab
 from divlab.data.ginc.concept_sets import (
@@ -52,8 +52,9 @@ from divlab.data.ginc.sampler import (
 )
 from divlab.data.ginc.truth import ground_truth_diversity
 from divlab.data.store import FORMAT_VERSION, TokenDataset, token_lists, tokenizer_summary
-from divlab.errors import ConfigError, DataError, format_validation_error
-from divlab.io import atomic_directory, load_yaml, write_json
+from divlab.errors import ConfigError, DataError
+from divlab.io import atomic_directory, write_json
+from divlab.specs import Spec
 
 CHUNK_TOKENS = 1 << 22  # tokens per generation chunk (8 MiB of uint16; memory stays flat)
 BAYES_MAX_CONCEPTS = 32  # the Bayes mixture costs one forward pass per concept
@@ -78,11 +79,7 @@ SCHEMA = pa.schema(
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoiseSpec(_Strict):
+class NoiseSpec(Spec):
     """A ``fraction`` of the original documents get each token replaced, with probability
     ``rate``, by a random different symbol."""
 
@@ -90,7 +87,7 @@ class NoiseSpec(_Strict):
     rate: float = Field(0.1, ge=0.0, le=1.0)
 
 
-class DuplicateSpec(_Strict):
+class DuplicateSpec(Spec):
     """A ``fraction`` of all documents are copies of an original in the same chunk, each
     token of the copy substituted with probability ``edit_rate`` (0: exact copies)."""
 
@@ -98,7 +95,7 @@ class DuplicateSpec(_Strict):
     edit_rate: float = Field(0.0, ge=0.0, le=1.0)
 
 
-class SplitSpec(_Strict):
+class SplitSpec(Spec):
     n_docs: int | None = Field(None, ge=1)
     n_tokens: int | None = Field(None, ge=1, description="alternative to n_docs")
     doc_length: int = Field(1024, ge=2)
@@ -121,7 +118,7 @@ class SplitSpec(_Strict):
         )
 
 
-class ConceptSetSpec(_Strict):
+class ConceptSetSpec(Spec):
     """Which concepts of the family the data set uses (see ``concept_sets``)."""
 
     plan: Literal["eval", "nested", "added", "ids"] = "eval"
@@ -147,10 +144,10 @@ class ConceptSetSpec(_Strict):
         return list(self.ids)
 
 
-class PromptSetSpec(_Strict):
+class PromptSetSpec(Spec):
     n_prompts: int = Field(100, ge=1, description="prompts per (kind, n_examples, length)")
-    n_examples: list[int] = [0, 1, 2, 4, 8, 16, 32, 64]
-    example_lengths: list[int] = [3, 5, 8, 10]
+    n_examples: list[int] = Field(default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64])
+    example_lengths: list[int] = Field(default_factory=lambda: [3, 5, 8, 10])
     n_ood_concepts: int = Field(5, ge=0)
     ood_pattern: Literal["hmm", "random"] = "hmm"
     max_tokens: int = Field(1024, ge=2, description="longest prompt kept")
@@ -174,7 +171,7 @@ def _default_splits() -> dict[str, SplitSpec]:
     return {"train": SplitSpec(n_docs=1000), "eval": SplitSpec(n_docs=100)}
 
 
-class GincSpec(_Strict):
+class GincSpec(Spec):
     """Everything that defines a GINC data set; same spec, same bytes."""
 
     family: FamilySpec = FamilySpec()
@@ -192,19 +189,6 @@ class GincSpec(_Strict):
             if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
                 raise ValueError(f"split name {name!r} may use only letters, digits, _ and -")
         return v
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "GINC spec") -> GincSpec:
-        if not isinstance(data, dict):
-            raise ConfigError(f"invalid {source}: expected a mapping of fields")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise ConfigError(format_validation_error(e, source)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> GincSpec:
-        return cls.from_dict(load_yaml(path), source=f"config {path}")
 
 
 def _stream(seed: int, split: str, chunk: int) -> list[np.random.Generator]:

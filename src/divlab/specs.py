@@ -1,0 +1,31 @@
+"""The base of every typed spec: unknown fields are errors, and loading from a mapping or
+a YAML file turns validation errors into one ConfigError naming each bad field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from divlab.errors import ConfigError, format_validation_error
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str | None = None) -> Self:
+        source = source or f"{cls.__name__}"
+        if not isinstance(data, dict):
+            raise ConfigError(f"invalid {source}: expected a mapping of fields")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        from divlab.io import load_yaml
+
+        return cls.from_dict(load_yaml(path), source=f"config {path}")
