@@ -45,40 +45,33 @@ def prequential_code_length(train_log: list[dict], predicted_tokens_per_step: in
     return {"nats": nats, "bits_per_token": nats / predicted / math.log(2) if predicted else None}
 
 
+def _series_speed(tokens, losses, threshold: float | None) -> dict:
+    return {
+        "auc": area_under_curve(tokens, losses),
+        "threshold": threshold,
+        "tokens_to_threshold": (
+            tokens_to_threshold(tokens, losses, threshold) if threshold is not None else None
+        ),
+    }
+
+
 def speed_of_learning(curve: list[dict], gap: float = 0.1, threshold: float | None = None) -> dict:
     """AUC and tokens-to-threshold, overall and per concept, from ``curve.jsonl`` rows.
 
     The threshold is ``threshold`` if given, else ``oracle_loss + gap`` (GINC), per concept
     with each concept's own oracle loss."""
+    last = curve[-1]
     tokens = [row["tokens"] for row in curve]
-    losses = [row["loss"] for row in curve]
-    overall_threshold = threshold
-    if overall_threshold is None and "oracle_loss" in curve[-1]:
-        overall_threshold = curve[-1]["oracle_loss"] + gap
-    result = {
-        "auc": area_under_curve(tokens, losses),
-        "threshold": overall_threshold,
-        "tokens_to_threshold": (
-            tokens_to_threshold(tokens, losses, overall_threshold)
-            if overall_threshold is not None
-            else None
-        ),
-    }
-    if "per_concept" in curve[-1]:
-        per_concept = {}
-        for concept in curve[-1]["per_concept"]:
+    overall = threshold
+    if overall is None and "oracle_loss" in last:
+        overall = last["oracle_loss"] + gap
+    result = _series_speed(tokens, [row["loss"] for row in curve], overall)
+    if "per_concept" in last:
+        result["per_concept"] = {}
+        for concept in last["per_concept"]:
+            own = threshold
+            if own is None and "per_concept_oracle" in last:
+                own = last["per_concept_oracle"][concept] + gap
             series = [row["per_concept"][concept] for row in curve]
-            concept_threshold = threshold
-            if concept_threshold is None and "per_concept_oracle" in curve[-1]:
-                concept_threshold = curve[-1]["per_concept_oracle"][concept] + gap
-            per_concept[concept] = {
-                "auc": area_under_curve(tokens, series),
-                "threshold": concept_threshold,
-                "tokens_to_threshold": (
-                    tokens_to_threshold(tokens, series, concept_threshold)
-                    if concept_threshold is not None
-                    else None
-                ),
-            }
-        result["per_concept"] = per_concept
+            result["per_concept"][concept] = _series_speed(tokens, series, own)
     return result
