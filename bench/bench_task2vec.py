@@ -187,7 +187,7 @@ def _child_speed(args: argparse.Namespace) -> None:
         prepared.separator,
         SEED,
     )
-    finetune = HeadFineTune(epochs=args.finetune_epochs, seed=SEED)
+    finetune = HeadFineTune(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=SEED)
     no_finetune = HeadFineTune(epochs=0, seed=SEED)
 
     def forward(ids, mask, i):
@@ -416,6 +416,7 @@ def _measure_speed(args, probe: str, data: Path, batch_size: int, n_batches: int
     command += ["--batch-size", str(batch_size), "--seq-len", str(args.seq_len)]
     command += ["--speed-batches", str(n_batches)]
     command += ["--finetune-epochs", str(args.finetune_epochs)]
+    command += ["--finetune-lr", str(args.finetune_lr)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"speed run of {probe} failed (exit {done.returncode}):\n{done.stderr}")
@@ -512,6 +513,7 @@ def _agreement(args, family: dict) -> list[dict]:
             seq_len=args.seq_len,
             construction="blocks",
             finetune_epochs=args.finetune_epochs,
+            finetune_lr=args.finetune_lr,
             mc_minibatch=MC_MINIBATCH,
             mc_samples=MC_SAMPLES,
             seed=SEED,
@@ -675,6 +677,9 @@ def main(argv: list[str] | None = None) -> None:
         "--finetune-epochs", type=int, help="head fine-tune epochs, both estimators (default 10)"
     )
     parser.add_argument(
+        "--finetune-lr", type=float, help="head fine-tune AdamW learning rate (default 5e-5)"
+    )
+    parser.add_argument(
         "--probe-tokens", type=int, help="training tokens of each agreement probe (default 409600)"
     )
     parser.add_argument(
@@ -700,6 +705,7 @@ def main(argv: list[str] | None = None) -> None:
         "smollm2_batch_size": 8,
         "smollm2_batches": 1,
         "finetune_epochs": 10,
+        "finetune_lr": 5e-5,
         "probe_tokens": 409600,
         "text_vocab": 2048,
         "floor_batches": 2,
@@ -728,8 +734,9 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"Task2Vec benchmark: closed-form vs montecarlo (minibatch {MC_MINIBATCH}, "
             f"{MC_SAMPLES} sample per position), head fine-tune {args.finetune_epochs} epochs "
-            f"(AdamW lr 5e-5) in both, {args.threads} torch thread(s); data and probes ready "
-            f"in {prepared_s:.0f} s" + (f"; skipped: {', '.join(missing)}" if missing else "")
+            f"(AdamW lr {args.finetune_lr:g}) in both, {args.threads} torch thread(s); data and "
+            f"probes ready in {prepared_s:.0f} s"
+            + (f"; skipped: {', '.join(missing)}" if missing else "")
         )
         if args.only != "agreement":
             if speed_data is None:

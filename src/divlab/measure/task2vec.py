@@ -154,7 +154,9 @@ def montecarlo_fim(
     ``{name: (rows x cols) tensor}``. ``samples`` draws of targets per position."""
     import torch
 
-    probe = copy.deepcopy(model).float().eval()
+    probe = copy.deepcopy(model).eval()
+    if any(p.dtype != torch.float32 for p in probe.parameters()):
+        probe = probe.float()  # GGUF-loaded models are float32 already and refuse .float()
     head = probe.get_output_embeddings()
     # untie: the head gets its own copy, so fine-tuning it cannot move the input embedding
     head.weight = torch.nn.Parameter(head.weight.detach().clone())
