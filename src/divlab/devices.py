@@ -25,3 +25,13 @@ def autocast(device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def as_float32(model):
+    """``model`` in float32. Skips ``.float()`` when the weights already are: transformers
+    refuses it on GGUF-loaded models, which it dequantises to float32."""
+    import torch
+
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        model = model.float()
+    return model

@@ -110,8 +110,6 @@ def load_probe(
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except (OSError, ValueError):
         tokenizer = None
-    import torch
+    from divlab.devices import as_float32
 
-    if any(p.dtype != torch.float32 for p in model.parameters()):
-        model = model.float()  # (GGUF models load as float32 and refuse .float())
-    return Probe(model.to(target).eval(), tokenizer, source)
+    return Probe(as_float32(model).to(target).eval(), tokenizer, source)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from divlab.devices import as_float32
 from divlab.errors import ConfigError
 
 CHUNK_ELEMENTS = 1 << 24  # rows of P computed at once: rows * V <= this (64 MiB of float32)
@@ -154,9 +155,7 @@ def montecarlo_fim(
     ``{name: (rows x cols) tensor}``. ``samples`` draws of targets per position."""
     import torch
 
-    probe = copy.deepcopy(model).eval()
-    if any(p.dtype != torch.float32 for p in probe.parameters()):
-        probe = probe.float()  # GGUF-loaded models are float32 already and refuse .float()
+    probe = as_float32(copy.deepcopy(model)).eval()
     head = probe.get_output_embeddings()
     # untie: the head gets its own copy, so fine-tuning it cannot move the input embedding
     head.weight = torch.nn.Parameter(head.weight.detach().clone())
