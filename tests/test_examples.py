@@ -1,10 +1,14 @@
-"""Every shipped example spec loads and validates, so examples never rot."""
+"""Every shipped example spec loads and validates, so examples never rot.
+
+``ginc-*.yaml`` are data specs, ``train-*.yaml`` training runs; every other example is an
+experiment spec, resolved to its conditions and runs (with the fairness check)."""
 
 from pathlib import Path
 
 import pytest
 
 from divlab.data.ginc import GincSpec
+from divlab.experiments import ExperimentSpec, conditions, runs
 from divlab.io import load_yaml
 from divlab.train import TrainSpec
 
@@ -12,16 +16,23 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
 KINDS = {"ginc": GincSpec, "train": TrainSpec}
 
 
+def _kind(path: Path):
+    return KINDS.get(path.name.split("-")[0], ExperimentSpec)
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_spec_validates(path):
-    kind = path.name.split("-")[0]
-    assert kind in KINDS, f"name examples <kind>-<name>.yaml with kind in {sorted(KINDS)}"
-    spec = KINDS[kind].from_dict(load_yaml(path), source=str(path))
+    spec = _kind(path).from_dict(load_yaml(path), source=str(path))
     if isinstance(spec, GincSpec):
         assert spec.concepts.resolve()
-    else:
+    elif isinstance(spec, TrainSpec):
         assert spec.steps >= 1
+    else:
+        assert spec.name == path.stem
+        assert len(runs(spec)) == len(conditions(spec)) * len(spec.seeds) >= 2
 
 
 def test_there_are_examples():
-    assert {p.name.split("-")[0] for p in EXAMPLES} == set(KINDS)
+    names = {p.stem for p in EXAMPLES if _kind(p) is ExperimentSpec}
+    assert {"quickstart", "plan2", "real-text", "paper-scale"} <= names
+    assert {_kind(p) for p in EXAMPLES} == {GincSpec, TrainSpec, ExperimentSpec}

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 import divlab
-from divlab.errors import ConfigError, DivlabError
+from divlab.errors import ConfigError, DataError, DivlabError
 
 app = typer.Typer(
     help="divlab: controlled experiments on language-model training data.",
@@ -562,6 +562,104 @@ def measure_alignment(
         f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 "
         f"{result['align2']:.4f}; probe {result['probe']}, {settings.estimator}"
     )
+
+
+# ---- experiments ---------------------------------------------------------------------
+experiment_app = typer.Typer(
+    help="Whole experiments from one YAML spec (Beyond Scale II plans).", no_args_is_help=True
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML), or its folder.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Experiment folder [runs/NAME].")
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="local or ray (overrides the spec's executor.kind).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel runs [the spec's].")] = None,
+    address: Annotated[str | None, typer.Option(help="ray: an existing cluster.")] = None,
+    report: Annotated[bool, typer.Option(help="Build the HTML report at the end.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Run (or resume) an experiment: data, probe, diversity and alignment, every run,
+    the results table and the report. Relaunching skips what is finished."""
+    from divlab.experiments import open_experiment, run_experiment
+    from divlab.experiments.executors import make_executor
+
+    experiment = open_experiment(spec, out)  # validates the spec and fairness before compute
+    loaded = experiment.spec
+    chosen = None
+    if executor or workers or address:
+        kind = executor or loaded.executor.kind
+        count = workers or (None if loaded.executor.workers == "auto" else loaded.executor.workers)
+        options = {"address": address or loaded.executor.address} if kind == "ray" else {}
+        chosen = make_executor(kind, count, **options)
+    result = run_experiment(
+        loaded, experiment.layout.root, executor=chosen, progress=not quiet, report=report
+    )
+    console.print(
+        f"[green]done[/] {result['finished']} of {result['runs']} runs "
+        f"({result['ran_now']} now); table {result['results']}"
+    )
+    if "report" in result:
+        console.print(f"report: {result['report']}")
+
+
+@experiment_app.command("validate")
+def experiment_validate(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+) -> None:
+    """Check a spec (fields, plan, fairness) and print its conditions and runs; no compute."""
+    from divlab.experiments import open_experiment
+    from divlab.train.models import PRESETS
+
+    experiment = open_experiment(spec)
+    loaded = experiment.spec
+    table = Table("condition", "plan", "concepts", "id")
+    for c in experiment.conditions:
+        concepts = "text" if c.is_text else str(c.n_concepts)
+        table.add_row(c.name, c.plan, concepts, c.id)
+    console.print(table)
+    preset = loaded.model.preset if loaded.model.preset in PRESETS else "?"
+    console.print(
+        f"{len(experiment.runs)} runs ({len(experiment.conditions)} conditions x "
+        f"{len(loaded.seeds)} seeds), model {preset}, {loaded.token_budget:,} tokens each; "
+        f"{len(experiment.pending())} not yet finished in runs/{loaded.name}"
+    )
+
+
+@app.command("results")
+def results_command(
+    spec_or_dir: Annotated[Path, typer.Argument(help="Experiment spec or folder.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Experiment folder of a spec.")
+    ] = None,
+) -> None:
+    """Consolidate an experiment's per-run records into results.parquet (pandas/DuckDB)."""
+    from divlab.experiments import consolidate, open_experiment
+
+    experiment = open_experiment(spec_or_dir, out)
+    if not experiment.layout.spec.exists():
+        raise DataError(f"{experiment.layout.root} holds no experiment yet; run it first")
+    tables = consolidate(experiment)
+    console.print(
+        f"[green]wrote[/] {tables['results']} ({tables['finished']} of "
+        f"{len(experiment.runs)} runs finished) and {tables['curves']}"
+    )
+
+
+@app.command("report")
+def report_command(
+    folder: Annotated[Path, typer.Argument(help="Experiment folder.")],
+) -> None:
+    """Build the HTML report (plots A-E, statistics) of an experiment folder."""
+    from divlab.report import build_report
+
+    console.print(f"[green]wrote[/] {build_report(folder)}")
 
 
 def main() -> None:

@@ -71,9 +71,15 @@ class Run:
 
         self.spec, self.out = spec, Path(out)
         self.dataset: TokenDataset = open_dataset(spec.data)
-        for split in (spec.split, spec.eval_split):
-            if split is not None:
-                self.dataset.split_path(split)
+        self.eval_dataset = open_dataset(spec.eval_data) if spec.eval_data else self.dataset
+        self.dataset.split_path(spec.split)
+        if spec.eval_split is not None:
+            self.eval_dataset.split_path(spec.eval_split)
+            if self.eval_dataset.vocab_size != self.dataset.vocab_size:
+                raise DataError(
+                    f"eval_data {spec.eval_data} has a {self.eval_dataset.vocab_size}-token "
+                    f"vocabulary, the training data {self.dataset.vocab_size}; use one tokenizer"
+                )
         tokenizer = self.dataset.summary["tokenizer"]
         self.vocab_size = int(tokenizer["vocab_size"])
         self.config = build_config(spec.model, self.vocab_size, spec.seq_len, tokenizer)
@@ -269,7 +275,7 @@ class LearningCurve(Callback):
 
         if run.spec.eval_split is None:
             return
-        self.eval_set = EvalSet(run.dataset, run.spec.eval_split, self.max_docs)
+        self.eval_set = EvalSet(run.eval_dataset, run.spec.eval_split, self.max_docs)
         if run.state.step == 0:
             self._evaluate(run)
 

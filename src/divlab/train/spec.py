@@ -33,6 +33,9 @@ class TrainSpec(Spec):
     data: str
     split: str = "train"
     eval_split: str | None = "eval"
+    eval_data: str | None = Field(
+        None, description="the learning curve's data set, if not ``data`` (same tokenizer)"
+    )
     model: ModelSpec = ModelSpec()
     token_budget: int = Field(..., ge=1, description="training tokens (inputs) of the run")
     seq_len: int = Field(128, ge=2)

@@ -1,0 +1,140 @@
+"""Executors: where the runs of an experiment execute, behind one interface.
+
+Both take the same payloads and call the same ``execute_run`` (the run contract of
+``divlab.experiments.execute``), and hand each record back as it arrives, so the runner's
+progress, and a killed experiment's finished runs, do not depend on the backend.
+
+* ``LocalExecutor``: a process pool on this machine (the embedded default); ``spawn``
+  workers, each with its share of the cores (``threads`` per worker).
+* ``RayExecutor``: one Ray task per run with its resources (``num_cpus``, ``num_gpus``)
+  and ``max_retries``, on an existing cluster (``address``) or a local ``ray.init()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from divlab.errors import ConfigError
+from divlab.experiments.execute import execute_run
+
+OnResult = Callable[[dict], None]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Executor:
+    name = "executor"
+    workers = 1
+
+    def run(self, payloads: list[dict], on_result: OnResult) -> None:
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or available_cores()
+
+    def run(self, payloads: list[dict], on_result: OnResult) -> None:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        if not payloads:
+            return
+        workers = min(self.workers, len(payloads))
+        context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            pending = {pool.submit(execute_run, p) for p in payloads}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        on_result(future.result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        address: str | None = None,
+        cpus_per_run: float = 1.0,
+        gpus_per_run: float = 0.0,
+        max_retries: int = 2,
+    ) -> None:
+        self.workers = workers or available_cores()
+        self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
+        self.max_retries = max_retries
+
+    def run(self, payloads: list[dict], on_result: OnResult) -> None:
+        ray = require_ray()
+        started_here = not ray.is_initialized()
+        if started_here:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:  # a local instance sized to the workers asked for
+                ray.init(
+                    num_cpus=self.workers * self.cpus, include_dashboard=False, log_to_driver=False
+                )
+        try:
+            task = ray.remote(
+                num_cpus=self.cpus,
+                num_gpus=self.gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+            )(execute_run)
+            pending = [task.remote(p) for p in payloads]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    on_result(_unwrap(ray, ref))
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _unwrap(ray, ref) -> dict:
+    """A task's record, with a DivlabError raised inside it re-raised as itself."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        cause = e.as_instanceof_cause()
+        from divlab.errors import DivlabError
+
+        if isinstance(cause, DivlabError):
+            raise type(cause)(str(cause).splitlines()[-1]) from None
+        raise
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "the ray executor needs Ray: pip install 'divlab[ray]' (or use executor: local)"
+        ) from None
+    return ray
+
+
+def make_executor(kind: str, workers: int | None = None, **ray_options) -> Executor:
+    if kind == "local":
+        return LocalExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(workers, **ray_options)
+    raise ConfigError(f"unknown executor {kind!r}; choose local or ray")
+
+
+def threads_per_worker(workers: int, requested: int | None = None) -> int:
+    return requested or max(1, available_cores() // max(workers, 1))

@@ -1,0 +1,389 @@
+"""Run a whole experiment from its spec: data -> probe -> measures -> runs -> results.
+
+An experiment folder::
+
+    spec.json                 the resolved spec (a relaunch with another spec is refused)
+    data/eval-<hash>/         D_eval (GINC: eval concepts, own seed; ICL prompts)
+    data/<condition>-<hash>/  one training set per condition
+    probe/                    the probe network (trained once, then reused)
+    measures/<condition>.json diversity, alignment with D_eval, ground truth, probe
+    runs/<run_id>/            one training run each (see divlab.experiments.execute)
+    results.parquet           one row per run; curves.parquet: the learning curves
+    experiment.json           spec, provenance, probe, metrics
+    report/index.html         plots A-E and the summary (divlab.report)
+
+Every stage skips what is already on disk and every write is atomic, so killing the runner
+at any moment and relaunching it redoes at most the unfinished runs (each resumes from its
+last checkpoint) and never trusts a half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from divlab.errors import ConfigError, DataError
+from divlab.experiments import plan as planning
+from divlab.experiments.execute import is_complete, set_threads
+from divlab.experiments.executors import (
+    Executor,
+    available_cores,
+    make_executor,
+    threads_per_worker,
+)
+from divlab.experiments.spec import ExperimentSpec
+from divlab.io import read_json, write_json
+
+
+@dataclass
+class Layout:
+    root: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "spec.json"
+
+    def data(self, condition: planning.Condition) -> Path:
+        return self.root / "data" / condition.id
+
+    def eval_data(self, spec: ExperimentSpec) -> Path:
+        source = {"text": spec.eval.text, "tokenizer": spec.tokenizer, "n_docs": spec.eval.n_docs}
+        key = source if spec.is_text else planning.eval_data_spec(spec)
+        return self.root / "data" / f"eval-{planning.stable_hash(key, 8)}"
+
+    def measures(self, condition: planning.Condition) -> Path:
+        return self.root / "measures" / f"{condition.id}.json"
+
+    def run(self, run: planning.RunPlan) -> Path:
+        return self.root / "runs" / run.id
+
+
+class Experiment:
+    """An experiment spec bound to its folder."""
+
+    def __init__(self, spec: ExperimentSpec, out: str | Path) -> None:
+        self.spec, self.layout = spec, Layout(Path(out))
+        self.conditions = planning.conditions(spec)
+        self.runs = planning.runs(spec, self.conditions)  # fairness is checked here
+        floor = planning.noise_floor_condition(spec)
+        known = {c.id for c in self.conditions}
+        self.floor = next((c for c in self.conditions if floor and c.id == floor.id), floor)
+        self.extra_conditions = [floor] if floor and floor.id not in known else []
+
+    # ---- bookkeeping ---------------------------------------------------------------
+    def claim_folder(self) -> None:
+        """Create the folder, or check that it holds this same experiment."""
+        resolved = self.spec.model_dump(mode="json")
+        if self.layout.spec.exists():
+            if read_json(self.layout.spec) != resolved:
+                raise ConfigError(
+                    f"{self.layout.root} holds an experiment with a different spec; "
+                    "choose another --out (or delete the folder to start over)"
+                )
+        elif self.layout.root.exists() and any(self.layout.root.iterdir()):
+            raise DataError(f"{self.layout.root} exists and is not a divlab experiment folder")
+        write_json(self.layout.spec, resolved)
+
+    def pending(self) -> list[planning.RunPlan]:
+        return [r for r in self.runs if not is_complete(self.layout.run(r))]
+
+    # ---- stages --------------------------------------------------------------------
+    def prepare_data(self, log=print) -> None:
+        from divlab.data.ginc.dataset import GincSpec, generate
+
+        eval_path = self.layout.eval_data(self.spec)
+        if not (eval_path / "summary.json").exists():
+            log(f"eval set -> {eval_path}")
+            if self.spec.is_text:
+                self._prepare_text_eval(eval_path)
+            else:
+                generate(
+                    GincSpec.from_dict(planning.eval_data_spec(self.spec)),
+                    eval_path,
+                    overwrite=True,
+                )
+        for condition in [*self.conditions, *self.extra_conditions]:
+            path = self.layout.data(condition)
+            if (path / "summary.json").exists():
+                continue
+            log(f"training set {condition.name} -> {path}")
+            if condition.is_text:
+                from divlab.data.text import prepare_text
+
+                prepare_text(
+                    condition.data["text"],
+                    path,
+                    tokenizer=self.text_tokenizer(),
+                    eval_docs=0,
+                    seed=self.spec.training_data.seed,
+                    overwrite=True,
+                )
+            else:
+                generate(GincSpec.from_dict(condition.data), path, overwrite=True)
+
+    def text_tokenizer(self) -> str:
+        """The tokenizer of a real-text experiment: a path, or (``bpe:N``) the byte-level
+        BPE trained on the eval corpus's training split, shared by every training set."""
+        if self.spec.tokenizer.startswith("bpe:"):
+            return str(self.layout.eval_data(self.spec) / "tokenizer")
+        return self.spec.tokenizer
+
+    def _prepare_text_eval(self, path: Path) -> None:
+        from divlab.data.text import prepare_text, read_documents
+
+        n_docs = sum(1 for text in read_documents(self.spec.eval.text) if text.strip())
+        if n_docs < 2:
+            raise DataError(f"the eval corpus {self.spec.eval.text} needs at least 2 documents")
+        tokenizer = self.spec.tokenizer
+        source = (
+            {"vocab_size": int(tokenizer[4:])}
+            if tokenizer.startswith("bpe:")
+            else {"tokenizer": tokenizer}
+        )
+        prepare_text(
+            self.spec.eval.text,
+            path,
+            eval_docs=min(self.spec.eval.n_docs, n_docs - 1),
+            seed=self.spec.eval.seed,
+            overwrite=True,
+            **source,
+        )
+
+    def prepare_probe(self, log=print) -> dict:
+        """Train (once) or name the probe network; return its provenance."""
+        spec, probe = self.spec, self.spec.probe
+        if probe.source != "trained":
+            return {"source": probe.source, "seed": probe.seed, "trained_here": False}
+        from divlab.data.ginc.dataset import ConceptSetSpec, GincSpec, SplitSpec, generate
+        from divlab.train import TrainSpec, train
+
+        root = self.layout.root / "probe"
+        if spec.is_text:
+            data = self.layout.eval_data(spec)
+            about = "the eval corpus's training split"
+        else:
+            data = root / "data"
+            ginc = GincSpec(
+                family=spec.family,
+                concepts=ConceptSetSpec(plan="eval", n_eval=spec.eval.n_concepts),
+                seed=spec.training_data.seed + 7919,  # not any condition's documents
+                splits={
+                    "train": SplitSpec(
+                        n_tokens=probe.token_budget,
+                        doc_length=spec.training_data.doc_length,
+                        oracle=False,
+                    )
+                },
+                prompts=None,
+            )
+            if not (data / "summary.json").exists():
+                generate(ginc, data, overwrite=True)
+            about = f"the {spec.eval.n_concepts} eval concepts"
+        train_spec = TrainSpec(
+            data=str(data),
+            eval_split=None,
+            model={"preset": probe.preset},
+            token_budget=probe.token_budget,
+            seq_len=spec.seq_len,
+            batch_tokens=spec.batch_tokens,
+            optimizer=spec.optimizer,
+            schedule=spec.schedule,
+            seed=probe.seed,
+            device=spec.device,
+        )
+        if not (root / "run" / "run.json").exists():
+            log(
+                f"probe: training a {probe.preset} model on {about} ({probe.token_budget:,} tokens)"
+            )
+        summary = train(train_spec, root / "run", quiet=True)
+        return {
+            "source": str(root / "run" / "model"),
+            "trained_here": True,
+            "description": f"divlab {probe.preset} trained on {about} for "
+            f"{summary['tokens_seen']:,} tokens (seed {probe.seed})",
+            "final_train_loss": summary["final_train_loss"],
+        }
+
+    def measure(self, probe_info: dict, log=print) -> None:
+        """Diversity, alignment with D_eval and ground truth of every condition."""
+        todo = [
+            c
+            for c in [*self.conditions, *self.extra_conditions]
+            if not self.layout.measures(c).exists()
+        ]
+        if not todo:
+            return
+        from divlab.data.store import open_dataset
+        from divlab.measure import alignment, diversity_coefficient, load_probe, probe_documents
+
+        eval_path = self.layout.eval_data(self.spec)
+        eval_data = open_dataset(eval_path)
+        tokenizer = eval_data.summary["tokenizer"]
+        enabled = self.spec.diversity.enabled
+        if enabled:
+            probe = load_probe(
+                probe_info["source"],
+                vocab_size=tokenizer["vocab_size"],
+                special=tokenizer,
+                device=self.spec.device,
+                seed=self.spec.probe.seed,
+            )
+            settings = self.spec.diversity.settings()
+            eval_documents = probe_documents(eval_data, probe, split="eval")
+        for condition in todo:
+            log(f"measure {condition.name}")
+            path = self.layout.data(condition)
+            record = {
+                "condition": condition.name,
+                "data": str(path),
+                "ground_truth": _ground_truth(path),
+            }
+            if enabled:
+                documents = probe_documents(path, probe, split="train")
+                div = diversity_coefficient(documents, probe, settings)
+                align = alignment(documents, eval_documents, probe, settings)
+                record["diversity"] = {k: div[k] for k in div if k != "distance_matrix"}
+                record["alignment"] = {k: align[k] for k in align if k != "cross_distance_matrix"}
+                record["probe"] = probe_info.get("description", probe_info["source"])
+            write_json(self.layout.measures(condition), record)
+
+    def payloads(self, threads: int) -> list[dict]:
+        eval_path = self.layout.eval_data(self.spec)
+        out = []
+        for run in self.pending():
+            train = {k: v for k, v in run.train.items() if k != "evaluation"}
+            train |= {"data": str(self.layout.data(run.condition)), "eval_data": str(eval_path)}
+            out.append(
+                {
+                    "run_id": run.id,
+                    "condition": run.condition.name,
+                    "seed": run.seed,
+                    "out": str(self.layout.run(run)),
+                    "train": train,
+                    "evaluation": run.train["evaluation"],
+                    "eval_data": str(eval_path),
+                    "threads": threads,
+                }
+            )
+        return out
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    out: str | Path,
+    *,
+    executor: Executor | None = None,
+    progress: bool = True,
+    report: bool = True,
+    log=None,
+) -> dict:
+    """Run (or resume) the experiment ``spec`` in folder ``out``; return its summary:
+    the paths of the results table and report, and how many runs were done now."""
+    from divlab.experiments.results import consolidate
+
+    log = log or (print if progress else (lambda *_: None))
+    experiment = Experiment(spec, out)  # validates the plan and fairness before any compute
+    if executor is None:
+        workers = spec.executor.workers
+        executor = make_executor(
+            spec.executor.kind,
+            None if workers == "auto" else workers,
+            **(
+                {
+                    "address": spec.executor.address,
+                    "cpus_per_run": spec.executor.cpus_per_run,
+                    "gpus_per_run": spec.executor.gpus_per_run,
+                    "max_retries": spec.executor.max_retries,
+                }
+                if spec.executor.kind == "ray"
+                else {}
+            ),
+        )
+    experiment.claim_folder()
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    set_threads(available_cores())
+    experiment.prepare_data(log)
+    probe_info = experiment.prepare_probe(log)
+    experiment.measure(probe_info, log)
+
+    pending = experiment.pending()
+    workers = min(executor.workers, max(len(pending), 1))
+    threads = threads_per_worker(workers, spec.executor.threads_per_worker)
+    payloads = experiment.payloads(threads)
+    log(
+        f"runs: {len(experiment.runs) - len(pending)} of {len(experiment.runs)} done; "
+        f"running {len(pending)} on {executor.name} ({workers} workers x {threads} threads)"
+    )
+    with _Progress(len(experiment.runs), len(experiment.runs) - len(pending), progress) as bar:
+        executor.run(payloads, bar.advance)
+
+    provenance = {
+        "started": started,
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "executor": {"kind": executor.name, "workers": workers, "threads_per_worker": threads},
+        "hardware": hardware(),
+    }
+    tables = consolidate(experiment, probe_info, provenance)
+    result = {
+        "out": str(experiment.layout.root),
+        "runs": len(experiment.runs),
+        "ran_now": len(pending),
+        **tables,
+    }
+    if report:
+        from divlab.report import build_report
+
+        result["report"] = str(build_report(experiment.layout.root))
+    return result
+
+
+def hardware() -> dict:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "cpu_cores": available_cores(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if info["cuda"]:
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def _ground_truth(path: Path) -> dict | None:
+    summary = read_json(path / "summary.json")
+    split = summary.get("splits", {}).get("train", {})
+    return split.get("ground_truth_diversity")
+
+
+class _Progress:
+    """A rich progress bar over runs (or nothing when quiet)."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress(
+                "runs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), "{task.description}"
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=self.total, completed=self.done)
+        return self
+
+    def advance(self, record: dict) -> None:
+        if self.enabled:
+            loss = record.get("loss")
+            self.bar.update(
+                self.task,
+                advance=1,
+                description=f"last: {record['condition']} seed {record['seed']} loss {loss:.3f}",
+            )
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()

@@ -1,0 +1,254 @@
+"""The experiment spec: one YAML file that defines a whole Beyond Scale II experiment.
+
+An experiment is an eval set, a list of training-set *conditions* (from a plan), the
+measures taken on each condition (Task2Vec diversity, alignment with the eval set,
+ground truth) and one training recipe applied to every condition for every seed. Only the
+data may differ between runs (``fairness``); ``divlab.experiments.plan`` resolves the spec
+into conditions and runs.
+
+Plans (BRIEF section 2):
+
+* ``nested`` (Plan 1): train on ``C_k``, ``k`` of the eval concepts, for each ``k`` in
+  ``plan.k``; ``C_k`` is a subset of ``C_k'`` for ``k < k'``.
+* ``added`` (Plan 2): ``C_k`` plus ``k_added`` concepts from outside the eval set, for each
+  ``(k, k_added)``; ``k_added = 0`` is each ``k``'s base condition (plot D's reference).
+* ``sets``: a free-form list of named training sets (a concept set and its own quality,
+  duplication and imbalance knobs, or real-text corpora) for other designs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from divlab.data.ginc.dataset import ConceptSetSpec, DuplicateSpec, NoiseSpec, PromptSetSpec
+from divlab.data.ginc.family import FamilySpec
+from divlab.errors import ConfigError
+from divlab.specs import Spec
+from divlab.train.models import ModelSpec
+from divlab.train.spec import OptimizerSpec, ScheduleSpec
+
+METRICS = ("loss", "perplexity", "gap", "icl_accuracy", "edit_distance", "token_match")
+
+
+class EvalSetSpec(Spec):
+    """``D_eval``: documents of the eval concepts (GINC) or of a text corpus."""
+
+    n_concepts: int = Field(32, ge=1, description="|C_test|: concepts 0 .. n_concepts - 1")
+    n_docs: int = Field(64, ge=1)
+    doc_length: int = Field(512, ge=2)
+    seed: int = Field(1, ge=0, description="the eval documents' seed (independent of training)")
+    prompts: PromptSetSpec | None = PromptSetSpec(
+        n_prompts=50,
+        n_examples=[0, 2, 4, 8],
+        example_lengths=[5],
+        n_ood_concepts=0,
+        max_tokens=128,
+    )
+    text: list[str] | None = Field(None, description="real-text eval corpus (files/folders)")
+
+
+class TrainingDataSpec(Spec):
+    """How each GINC training set is generated (shared by every condition; a ``sets``
+    entry may override the knobs)."""
+
+    n_tokens: int = Field(2_000_000, ge=1)
+    doc_length: int = Field(512, ge=2)
+    weighting: Literal["uniform", "zipf"] = "uniform"
+    zipf_exponent: float = Field(1.0, ge=0.0)
+    noise: NoiseSpec = NoiseSpec()
+    duplicates: DuplicateSpec = DuplicateSpec()
+    seed: int = Field(2, ge=0, description="the training documents' seed")
+
+
+class TrainingSetSpec(Spec):
+    """One named training set of plan ``sets``: GINC concepts with their own knobs, or text."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.=+-]+$")
+    concepts: ConceptSetSpec | None = None
+    text: list[str] | None = None
+    weighting: Literal["uniform", "zipf"] | None = None
+    zipf_exponent: float | None = Field(None, ge=0.0)
+    noise: NoiseSpec | None = None
+    duplicates: DuplicateSpec | None = None
+    n_tokens: int | None = Field(None, ge=1)
+    train: dict | None = Field(None, description="TrainSpec overrides: unfair, see fairness")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingSetSpec:
+        if (self.concepts is None) == (self.text is None):
+            raise ValueError(f"set {self.name!r}: give exactly one of concepts and text")
+        return self
+
+
+class PlanSpec(Spec):
+    kind: Literal["nested", "added", "sets"] = "nested"
+    k: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    k_added: list[int] = Field(default_factory=lambda: [0])
+    order_seed: int = Field(0, ge=0, description="the permutation of C_test behind C_k")
+    sets: list[TrainingSetSpec] = Field(default_factory=list)
+
+    @field_validator("k", "k_added")
+    @classmethod
+    def _distinct_counts(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 0 or len(set(v)) != len(v):
+            raise ValueError("must be a non-empty list of distinct integers >= 0")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _plan_fields(self) -> PlanSpec:
+        if self.kind == "sets":
+            if not self.sets:
+                raise ValueError("plan 'sets' needs a non-empty list of sets")
+            names = [s.name for s in self.sets]
+            if len(set(names)) != len(names):
+                raise ValueError("the names of plan.sets must be distinct")
+        elif self.sets:
+            raise ValueError(f"plan.sets is only read by plan 'sets', not {self.kind!r}")
+        if self.kind == "nested" and 0 in self.k:
+            raise ValueError("plan 'nested' needs k >= 1 (a training set needs concepts)")
+        return self
+
+
+class ProbeSpec(Spec):
+    """The probe network of every diversity and alignment number.
+
+    ``source``: ``trained`` (a divlab model of ``preset`` trained once on eval-family data
+    for ``token_budget`` tokens, then cached), ``random:PRESET`` (a fixed random init),
+    or a model folder / ``.gguf`` file / hub name / ``smollm2`` (real text)."""
+
+    source: str = "trained"
+    preset: str = "mini"
+    token_budget: int = Field(400_000, ge=1)
+    seed: int = Field(0, ge=0)
+
+
+class MeasureSpec(Spec):
+    """Task2Vec settings (``divlab.measure.DiversitySettings``)."""
+
+    enabled: bool = True
+    estimator: Literal["closed-form", "montecarlo"] = "closed-form"
+    distance: Literal["normalized_cosine", "cosine"] = "normalized_cosine"
+    n_batches: int = Field(16, ge=2)
+    batch_size: int = Field(32, ge=1)
+    seq_len: int = Field(128, ge=2)
+    construction: Literal["blocks", "documents"] = "blocks"
+    finetune_epochs: int = Field(0, ge=0)
+    finetune_lr: float = Field(5e-5, gt=0)
+    bootstrap: int = Field(1000, ge=10)
+    seed: int = Field(0, ge=0)
+
+    def settings(self):
+        from divlab.measure import DiversitySettings
+
+        fields = self.model_dump(exclude={"enabled"})
+        return DiversitySettings(**fields)
+
+
+class EvaluationSpec(Spec):
+    limit: int = Field(64, ge=1, description="eval documents scored per run")
+    prefix: int = Field(32, ge=1, description="continuation prompt tokens")
+    length: int = Field(16, ge=1, description="continuation tokens generated")
+    icl: bool = True
+
+
+class ExecutorSpec(Spec):
+    kind: Literal["local", "ray"] = "local"
+    workers: int | Literal["auto"] = "auto"
+    threads_per_worker: int | None = Field(None, ge=1, description="default: cores / workers")
+    address: str | None = Field(None, description="ray: an existing cluster, e.g. 'auto'")
+    cpus_per_run: float = Field(1.0, gt=0, description="ray: the resources of one run")
+    gpus_per_run: float = Field(0.0, ge=0)
+    max_retries: int = Field(2, ge=0, description="ray: retries of a failed run")
+
+
+class ExperimentSpec(Spec):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    family: FamilySpec = FamilySpec()
+    eval: EvalSetSpec = EvalSetSpec()
+    training_data: TrainingDataSpec = TrainingDataSpec()
+    plan: PlanSpec = PlanSpec()
+    tokenizer: str | None = Field(
+        None,
+        description="real text: a tokenizer path, or bpe:N to train an N-token byte-level BPE "
+        "on the eval corpus",
+    )
+    probe: ProbeSpec = ProbeSpec()
+    diversity: MeasureSpec = MeasureSpec()
+    model: ModelSpec = ModelSpec(preset="mini")
+    token_budget: int = Field(400_000, ge=1)
+    seq_len: int = Field(128, ge=2)
+    batch_tokens: int = Field(2048, ge=2)
+    optimizer: OptimizerSpec = OptimizerSpec(lr=1e-2)
+    schedule: ScheduleSpec = ScheduleSpec()
+    eval_every_tokens: int | None = Field(None, ge=1, description="learning curve cadence")
+    curve_docs: int = Field(32, ge=1, description="eval docs per learning-curve point")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seeds: list[int] = Field(default_factory=lambda: [0, 1])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["loss", "gap", "icl_accuracy", "edit_distance"]
+    )
+    evaluation: EvaluationSpec = EvaluationSpec()
+    executor: ExecutorSpec = ExecutorSpec()
+    allow_unfair: bool = Field(False, description="let runs differ in more than their data")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 0 or len(set(v)) != len(v):
+            raise ValueError("must be a non-empty list of distinct integers >= 0")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        unknown = [m for m in v if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        n_eval = self.eval.n_concepts
+        if self.plan.kind in ("nested", "added"):
+            too_big = [k for k in self.plan.k if k > n_eval]
+            if too_big:
+                raise ValueError(
+                    f"plan.k {too_big} exceed the eval set's {n_eval} concepts "
+                    "(eval.n_concepts); lower k or enlarge the eval set"
+                )
+        if self.plan.kind == "added" and self.plan.k_added == [0]:
+            raise ValueError("plan 'added' needs k_added values above 0 (e.g. [0, 4, 16])")
+        uses_text = self.eval.text is not None or any(s.text for s in self.plan.sets)
+        if uses_text and (self.eval.text is None or self.plan.kind != "sets"):
+            raise ValueError(
+                "real-text experiments use plan 'sets' with text sets and a text eval set "
+                "(eval.text)"
+            )
+        if uses_text and any(s.concepts for s in self.plan.sets):
+            raise ValueError("an experiment is either GINC or real text; do not mix the sets")
+        if uses_text and not self.tokenizer:
+            raise ValueError("a real-text experiment needs a tokenizer (a path, or bpe:N)")
+        if self.tokenizer and self.tokenizer.startswith("bpe:"):
+            size = self.tokenizer[4:]
+            if not size.isdigit() or int(size) < 260:
+                raise ValueError(f"tokenizer {self.tokenizer!r}: write bpe:N with N >= 260")
+        if self.batch_tokens % self.seq_len:
+            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len")
+        if self.token_budget < self.batch_tokens:
+            raise ValueError(f"token_budget ({self.token_budget}) is below one batch")
+        return self
+
+    @property
+    def is_text(self) -> bool:
+        return self.eval.text is not None
+
+
+def load_experiment(path: str | Path) -> ExperimentSpec:
+    """Load and validate an experiment spec; a ConfigError names each bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment spec {path} does not exist")
+    return ExperimentSpec.from_yaml(path)

@@ -1,0 +1,70 @@
+"""A tiny experiment (seconds): 4 eval concepts, k in {1, 2, 4}, 2 seeds, a tiny model."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+TINY = {
+    "name": "tiny",
+    "family": {"vocab_size": 20, "n_values": 4, "n_slots": 4, "seed": 0},
+    "eval": {
+        "n_concepts": 4,
+        "n_docs": 24,
+        "doc_length": 128,
+        "seed": 1,
+        "prompts": {
+            "n_prompts": 8,
+            "n_examples": [0, 2],
+            "example_lengths": [3],
+            "n_ood_concepts": 0,
+            "max_tokens": 64,
+        },
+    },
+    "plan": {"kind": "nested", "k": [1, 2, 4]},
+    "training_data": {"n_tokens": 20000, "doc_length": 512, "seed": 2},
+    "probe": {"source": "random:tiny"},
+    "diversity": {
+        "n_batches": 4,
+        "batch_size": 8,
+        "seq_len": 32,
+        "finetune_epochs": 1,
+        "finetune_lr": 0.01,
+        "bootstrap": 100,
+    },
+    "model": {"preset": "tiny"},
+    "token_budget": 8192,
+    "seq_len": 64,
+    "batch_tokens": 1024,
+    "eval_every_tokens": 2048,
+    "curve_docs": 8,
+    "seeds": [0, 1],
+    "evaluation": {"limit": 8, "prefix": 16, "length": 8},
+    "executor": {"kind": "local", "workers": 2},
+}
+
+
+def tiny_spec(**overrides) -> dict:
+    spec = copy.deepcopy(TINY)
+    for key, value in overrides.items():
+        spec[key] = value
+    return spec
+
+
+def write_spec(path, spec: dict):
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory):
+    """The tiny experiment run once, uninterrupted, on the local executor (2 workers)."""
+    from divlab.experiments import ExperimentSpec, run_experiment
+
+    out = tmp_path_factory.mktemp("experiments") / "tiny"
+    result = run_experiment(
+        ExperimentSpec.from_dict(tiny_spec()), out, progress=False, report=False
+    )
+    return out, result

@@ -1,0 +1,147 @@
+"""The runner end to end on the tiny experiment: results table, resume after a real kill,
+and the Ray executor giving the same results as the local one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from divlab.experiments import ExperimentSpec, run_experiment
+
+from .conftest import tiny_spec, write_spec
+
+# What a run computes; wall-clock columns and paths differ between two executions.
+VALUES = [
+    "loss",
+    "gap",
+    "oracle_loss",
+    "icl_accuracy",
+    "edit_distance",
+    "token_match",
+    "speed_auc",
+    "diversity",
+    "diversity_ci_low",
+    "alignment",
+    "align2",
+    "noise_floor",
+    "gt_hellinger",
+    "tokens",
+    "flops",
+    "parameters",
+]
+
+
+def _table(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "results.parquet").sort_values("run_id").reset_index(drop=True)
+
+
+def test_tiny_experiment_writes_a_table_equal_to_the_per_run_records(tiny_experiment):
+    out, result = tiny_experiment
+    table = _table(out)
+    assert result["finished"] == result["runs"] == len(table) == 6
+    assert sorted(table.condition.unique()) == ["k=1", "k=2", "k=4"]
+    assert table.groupby("condition").seed.apply(sorted).tolist() == [[0, 1]] * 3
+    for row in table.itertuples():
+        record = json.loads((Path(row.run_dir) / "result.json").read_text())
+        for key in ("loss", "gap", "icl_accuracy", "edit_distance", "tokens", "flops"):
+            assert getattr(row, key) == record[key], key
+        measures = json.loads((out / "measures" / f"{row.condition_id}.json").read_text())
+        assert row.diversity == measures["diversity"]["diversity"]
+        assert row.alignment == measures["alignment"]["align1"]
+    # the fair budget: every run trained on the same tokens, so the same FLOPs
+    assert table.tokens.nunique() == 1 and table.flops.nunique() == 1
+    assert (table.tokens == 8192).all()
+    # ground truth: more concepts, a larger effective number of concepts
+    truth = table.groupby("n_concepts").gt_effective_concepts.first()
+    assert truth.to_dict() == pytest.approx({1: 1.0, 2: 2.0, 4: 4.0})
+    # the floor is the 1-concept set's diversity
+    assert (table.noise_floor == table[table.k == 1].diversity.iloc[0]).all()
+    curves = pd.read_parquet(out / "curves.parquet")
+    assert set(curves.run_id) == set(table.run_id)
+    assert curves.groupby("run_id").tokens.max().eq(8192).all()
+    meta = json.loads((out / "experiment.json").read_text())
+    assert meta["runs"] == {"planned": 6, "finished": 6}
+    assert meta["probe"]["source"] == "random:tiny"
+
+
+def test_relaunching_a_finished_experiment_runs_nothing(tiny_experiment):
+    out, _ = tiny_experiment
+    before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/result.json")}
+    result = run_experiment(
+        ExperimentSpec.from_dict(tiny_spec()), out, progress=False, report=False
+    )
+    assert result["ran_now"] == 0 and result["finished"] == 6
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/result.json")} == before
+
+
+def test_a_different_spec_in_the_same_folder_is_refused(tiny_experiment):
+    from divlab.errors import ConfigError
+
+    out, _ = tiny_experiment
+    with pytest.raises(ConfigError, match="different spec"):
+        run_experiment(ExperimentSpec.from_dict(tiny_spec(seeds=[0])), out, progress=False)
+
+
+@pytest.mark.slow
+def test_killed_experiment_resumes_to_the_same_runs(tiny_experiment, tmp_path):
+    """SIGKILL the whole runner (and its workers) mid-experiment, relaunch, compare."""
+    reference, _ = tiny_experiment
+    spec = write_spec(tmp_path / "tiny.yaml", tiny_spec())
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-c",
+        "from divlab.cli import main; main()",
+        "experiment",
+        "run",
+        str(spec),
+        "--out",
+        str(out),
+        "--no-report",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 240
+    while len(list(out.glob("runs/*/result.json"))) < 2:  # some runs done, others not
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no run finished in time"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = len(list(out.glob("runs/*/result.json")))
+    assert 2 <= finished < 6, "the kill came too late to test a resume"
+    assert not (out / "results.parquet").exists()  # no table that looks complete
+
+    relaunch = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert relaunch.returncode == 0, relaunch.stderr
+    resumed, expected = _table(out), _table(reference)
+    assert resumed.run_id.tolist() == expected.run_id.tolist()  # none lost, none duplicated
+    pd.testing.assert_frame_equal(resumed[VALUES], expected[VALUES])
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_same_results_as_local(tiny_experiment, tmp_path):
+    pytest.importorskip("ray")
+    from divlab.experiments.executors import RayExecutor
+
+    reference, _ = tiny_experiment
+    out = tmp_path / "ray"
+    result = run_experiment(
+        ExperimentSpec.from_dict(tiny_spec()),
+        out,
+        executor=RayExecutor(workers=2),
+        progress=False,
+        report=False,
+    )
+    assert result["finished"] == 6
+    pd.testing.assert_frame_equal(_table(out)[VALUES], _table(reference)[VALUES])

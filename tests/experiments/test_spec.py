@@ -1,0 +1,122 @@
+"""Experiment specs: validation, plans, stable ids and fairness — all before any compute."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from divlab.errors import ConfigError
+from divlab.experiments import ExperimentSpec, conditions, runs
+from divlab.experiments.plan import noise_floor_condition
+
+from ..test_cli import run_cli
+from .conftest import tiny_spec, write_spec
+
+
+def test_nested_plan_resolves_to_nested_concept_sets():
+    plan = {"kind": "nested", "k": [4, 1, 2, 8]}
+    spec = ExperimentSpec.from_dict(tiny_spec(eval={"n_concepts": 8}, plan=plan))
+    found = conditions(spec)
+    assert [c.name for c in found] == ["k=1", "k=2", "k=4", "k=8"]
+    sets = [set(c.data["concepts"]["k"] and _resolved(c)) for c in found]
+    assert all(small < big for small, big in itertools.pairwise(sets))  # C_k nested
+    assert sets[-1] == set(range(8))
+    assert len(runs(spec)) == 4 * 2
+
+
+def _resolved(condition) -> list[int]:
+    from divlab.data.ginc.dataset import ConceptSetSpec
+
+    return ConceptSetSpec(**condition.data["concepts"]).resolve()
+
+
+def test_added_plan_adds_concepts_outside_the_eval_set_and_names_its_base():
+    spec = ExperimentSpec.from_dict(tiny_spec(plan={"kind": "added", "k": [2], "k_added": [0, 3]}))
+    base, added = conditions(spec)
+    assert (base.name, added.name, added.base_condition) == ("k=2+0", "k=2+3", "k=2+0")
+    outside = set(_resolved(added)) - set(_resolved(base))
+    assert len(outside) == 3 and min(outside) >= spec.eval.n_concepts
+
+
+def test_ids_are_stable_and_change_with_the_recipe():
+    first = [r.id for r in runs(ExperimentSpec.from_dict(tiny_spec()))]
+    again = [r.id for r in runs(ExperimentSpec.from_dict(tiny_spec()))]
+    assert first == again and len(set(first)) == len(first)
+    other = [r.id for r in runs(ExperimentSpec.from_dict(tiny_spec(token_budget=4096)))]
+    assert not set(first) & set(other)
+    # the data of a condition does not depend on the recipe: the same training set
+    same_data = conditions(ExperimentSpec.from_dict(tiny_spec(token_budget=4096)))
+    assert [c.id for c in same_data] == [
+        c.id for c in conditions(ExperimentSpec.from_dict(tiny_spec()))
+    ]
+
+
+def test_noise_floor_is_a_one_concept_set_under_the_same_knobs():
+    spec = ExperimentSpec.from_dict(tiny_spec())
+    floor = noise_floor_condition(spec)
+    assert floor.n_concepts == 1 and floor.id == conditions(spec)[0].id  # k=1 is the floor
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"plan": {"kind": "nested", "k": [1, 9]}}, "exceed the eval set's 4 concepts"),
+        ({"plan": {"kind": "nestled"}}, "plan.kind"),
+        ({"plan": {"kind": "added", "k": [1]}}, "k_added values above 0"),
+        ({"metrics": ["loss", "bleu"]}, "unknown metric"),
+        ({"seeds": [0, 0]}, "seeds"),
+        ({"model": {"preset": "tiny", "hidden": 3}}, "model.hidden"),
+        ({"batch_tokens": 1000}, "multiple of seq_len"),
+        ({"executor": {"kind": "slurm"}}, "executor.kind"),
+        ({"plan": {"kind": "sets", "sets": [{"name": "a"}]}}, "exactly one of concepts and text"),
+    ],
+)
+def test_malformed_specs_name_the_bad_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        ExperimentSpec.from_dict(tiny_spec(**change))
+
+
+def _sets(train: dict | None = None) -> dict:
+    entries = [
+        {"name": "one", "concepts": {"plan": "ids", "ids": [0]}},
+        {
+            "name": "noisy",
+            "concepts": {"plan": "ids", "ids": [0, 1]},
+            "noise": {"fraction": 0.5, "rate": 0.2},
+            "train": train,
+        },
+    ]
+    return {"kind": "sets", "sets": entries}
+
+
+def test_fairness_refuses_runs_that_differ_in_more_than_their_data():
+    fair = ExperimentSpec.from_dict(tiny_spec(plan=_sets()))
+    assert len(runs(fair)) == 4  # quality knobs are data: allowed
+    unfair = ExperimentSpec.from_dict(tiny_spec(plan=_sets({"token_budget": 16384})))
+    with pytest.raises(ConfigError, match=r"unfair experiment.*token_budget.*allow_unfair"):
+        runs(unfair)
+    overridden = ExperimentSpec.from_dict(
+        tiny_spec(plan=_sets({"token_budget": 16384}), allow_unfair=True)
+    )
+    assert {r.train["token_budget"] for r in runs(overridden)} == {8192, 16384}
+
+
+def test_cli_refuses_bad_specs_before_any_compute(tmp_path):
+    bad = write_spec(tmp_path / "bad.yaml", tiny_spec(plan=_sets({"optimizer": {"lr": 0.1}})))
+    out = tmp_path / "out"
+    result = run_cli("experiment", "run", str(bad), "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unfair experiment" in lines[0], result.stderr
+    assert not out.exists()  # nothing was written, nothing computed
+    typo = write_spec(tmp_path / "typo.yaml", tiny_spec(token_budgett=5))
+    result = run_cli("experiment", "validate", str(typo))
+    assert result.returncode == 2 and "token_budgett" in result.stderr
+
+
+def test_cli_validate_lists_conditions_and_runs(tmp_path):
+    spec = write_spec(tmp_path / "ok.yaml", tiny_spec())
+    result = run_cli("experiment", "validate", str(spec))
+    assert result.returncode == 0, result.stderr
+    assert "6 runs (3 conditions x 2 seeds)" in result.stdout
