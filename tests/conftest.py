@@ -44,3 +44,15 @@ def five_concepts(tmp_path_factory):
         },
     )
     return generate(spec, tmp_path_factory.mktemp("data") / "five_concepts")
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory):
+    """The tiny experiment (tests/experiments/tiny.py) run once, uninterrupted, on the local
+    executor with 2 workers, report included: (folder, run_experiment's summary)."""
+    from divlab.experiments import ExperimentSpec, run_experiment
+    from tests.experiments.tiny import tiny_spec
+
+    out = tmp_path_factory.mktemp("experiments") / "tiny"
+    result = run_experiment(ExperimentSpec.from_dict(tiny_spec()), out, progress=False)
+    return out, result

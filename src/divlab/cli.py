@@ -668,6 +668,11 @@ def main() -> None:
     except DivlabError as e:
         error_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        error_console.print(
+            "interrupted; finished work is kept, relaunch the same command to resume"
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pytest
 
 from divlab.experiments import ExperimentSpec, run_experiment
 
-from .conftest import tiny_spec, write_spec
+from .tiny import tiny_spec, write_spec
 
 # What a run computes; wall-clock columns and paths differ between two executions.
 VALUES = [
@@ -70,6 +70,27 @@ def test_tiny_experiment_writes_a_table_equal_to_the_per_run_records(tiny_experi
     meta = json.loads((out / "experiment.json").read_text())
     assert meta["runs"] == {"planned": 6, "finished": 6}
     assert meta["probe"]["source"] == "random:tiny"
+
+
+def test_tiny_experiment_report_has_every_plot_and_the_table_numbers(tiny_experiment):
+    out, result = tiny_experiment
+    index = Path(result["report"])
+    assert index == out / "report" / "index.html"
+    figures = {p.stem for p in (out / "report" / "figures").glob("*.png")}
+    for metric in ("loss", "gap", "icl_accuracy", "edit_distance"):  # the spec's metrics
+        assert {f"A_{metric}", f"B_{metric}"} <= figures
+    assert {"C_diversity_alignment", "E_ground_truth", "learning_curves"} <= figures
+    assert {p.stem for p in (out / "report" / "figures").glob("*.svg")} == figures
+    html = index.read_text()
+    assert html.count("<img") == html.count("src='data:image/png;base64,") == len(figures)
+    # the headline is the Spearman correlation of the table's own columns
+    from divlab.report.stats import correlation
+
+    table = _table(out)
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    expected = correlation(table.diversity, table.loss)
+    assert summary["metrics"]["loss"]["spearman_rho"] == pytest.approx(expected["spearman_rho"])
+    assert summary["n_runs"] == 6 and summary["metrics"]["loss"]["headline"] in html
 
 
 def test_relaunching_a_finished_experiment_runs_nothing(tiny_experiment):

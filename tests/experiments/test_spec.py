@@ -11,7 +11,7 @@ from divlab.experiments import ExperimentSpec, conditions, runs
 from divlab.experiments.plan import noise_floor_condition
 
 from ..test_cli import run_cli
-from .conftest import tiny_spec, write_spec
+from .tiny import tiny_spec, write_spec
 
 
 def test_nested_plan_resolves_to_nested_concept_sets():

@@ -50,17 +50,21 @@ class LocalExecutor(Executor):
             return
         workers = min(self.workers, len(payloads))
         context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            pending = {pool.submit(execute_run, p) for p in payloads}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        on_result(future.result())
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        pending = {pool.submit(execute_run, p) for p in payloads}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_result(future.result())
+        except BaseException:
+            # Ctrl-C or a failed run: do not wait for the other runs (they resume later)
+            workers_ = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers_:
+                process.terminate()
+            raise
+        pool.shutdown(wait=True)
 
 
 class RayExecutor(Executor):

@@ -1,10 +1,9 @@
-"""A tiny experiment (seconds): 4 eval concepts, k in {1, 2, 4}, 2 seeds, a tiny model."""
+"""A tiny experiment spec (seconds): 4 eval concepts, k in {1, 2, 4}, 2 seeds, a tiny model."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 import yaml
 
 TINY = {
@@ -56,15 +55,3 @@ def tiny_spec(**overrides) -> dict:
 def write_spec(path, spec: dict):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_experiment(tmp_path_factory):
-    """The tiny experiment run once, uninterrupted, on the local executor (2 workers)."""
-    from divlab.experiments import ExperimentSpec, run_experiment
-
-    out = tmp_path_factory.mktemp("experiments") / "tiny"
-    result = run_experiment(
-        ExperimentSpec.from_dict(tiny_spec()), out, progress=False, report=False
-    )
-    return out, result
