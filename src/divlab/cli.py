@@ -465,6 +465,16 @@ ConstructionOption = Annotated[
     str, typer.Option(help="blocks (consecutive) or documents (one doc per sequence).")
 ]
 FinetuneOption = Annotated[int, typer.Option(help="Head fine-tune epochs (0: none).")]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(help="Embedding cache folder: batches already embedded are not recomputed."),
+]
+
+
+def _cache(folder: Path | None):
+    from divlab.measure.cache import EmbeddingCache
+
+    return EmbeddingCache(folder) if folder else None
 
 
 @measure_app.command("diversity")
@@ -481,6 +491,7 @@ def measure_diversity(
         bool, typer.Option("--bounds", help="Also the lower/upper bounds and normalised value.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the batch draw.")] = 0,
+    cache: CacheOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -497,7 +508,7 @@ def measure_diversity(
     )  # fmt: skip
     the_probe = _probe_for(data, probe, device)
     prepared = probe_documents(data, the_probe)
-    result = diversity_coefficient(prepared, the_probe, settings)
+    result = diversity_coefficient(prepared, the_probe, settings, _cache(cache))
     if with_bounds:  # bounds over the symbols the data actually uses
         symbols = np.unique(np.concatenate(prepared.documents))
         result["bounds"] = bounds(the_probe, symbols, settings)
@@ -538,7 +549,11 @@ def measure_alignment(
     seq_len: SeqLenOption = 128,
     construction: ConstructionOption = "blocks",
     finetune_epochs: FinetuneOption = 0,
+    align2_repeats: Annotated[
+        int, typer.Option(help="Large-batch pairs for align2 (> 1 gives its 95% CI).")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the batch draws.")] = 0,
+    cache: CacheOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -550,17 +565,22 @@ def measure_alignment(
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
         construction=construction, finetune_epochs=finetune_epochs, seed=seed,
+        align2_repeats=align2_repeats,
     )  # fmt: skip
-    result = alignment(data_a, data_b, _probe_for(data_a, probe, device), settings)
+    the_probe = _probe_for(data_a, probe, device)
+    result = alignment(data_a, data_b, the_probe, settings, _cache(cache))
     if out:
         write_json(out, result)
     if as_json:
         print(json.dumps(result, indent=2))
         return
     low, high = result["align1_ci95"]
+    align2 = f"{result['align2']:.4f}"
+    if result["align2_ci95"]:
+        align2 += " (95% CI [{:.4f}, {:.4f}])".format(*result["align2_ci95"])
     console.print(
-        f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 "
-        f"{result['align2']:.4f}; probe {result['probe']}, {settings.estimator}"
+        f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 {align2}; "
+        f"probe {result['probe']}, {settings.estimator}"
     )
 
 

@@ -20,6 +20,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
             f.write("\n")
@@ -56,6 +57,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
             raise DataError(f"{path} already exists; choose another --out or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the folder from others
     try:
         yield tmp
     except BaseException:
@@ -68,6 +70,19 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import (not thread-safe)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _umask() -> int:
+    return _UMASK
 
 
 def _json_default(obj: Any) -> Any:

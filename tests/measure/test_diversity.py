@@ -89,3 +89,45 @@ def test_bad_input(five_concepts, probe, tmp_path):
     result = CliRunner().invoke(app, ["measure", "diversity", str(five_concepts), "--probe",
                                       str(tmp_path / "nope"), "--batches", "3"])  # fmt: skip
     assert result.exit_code != 0
+
+
+def test_embedding_cache_reuses_batches_and_same_numbers(probe, five_concepts, tmp_path):
+    from divlab.measure.cache import EmbeddingCache
+
+    data = probe_documents(five_concepts, probe)
+    plain = alignment(data, data, probe, SETTINGS)
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = alignment(data, data, probe, SETTINGS, cache)
+    assert cache.hits == 0 and cache.misses == 2 * SETTINGS.n_batches + 2
+    again = EmbeddingCache(tmp_path / "cache")
+    second = alignment(data, data, probe, SETTINGS, again)
+    assert again.misses == 0 and again.hits == 2 * SETTINGS.n_batches + 2
+    for result in (first, second):
+        assert result["align1"] == plain["align1"] and result["align2"] == plain["align2"]
+    # a different estimator setting or a different probe never hits those entries
+    other = EmbeddingCache(tmp_path / "cache")
+    finetuned = DiversitySettings(**{**SETTINGS.__dict__, "finetune_epochs": 1})
+    diversity_coefficient(data, probe, finetuned, other)
+    assert other.hits == 0
+    random_probe = load_probe("random:tiny", vocab_size=probe.vocab_size, device="cpu")
+    diversity_coefficient(data, random_probe, SETTINGS, other)
+    assert other.hits == 0
+
+
+def test_align2_repeats_give_a_t_interval_around_their_mean(probe, five_concepts):
+    from scipy import stats
+
+    data = probe_documents(five_concepts, probe)
+    settings = DiversitySettings(**{**SETTINGS.__dict__, "align2_repeats": 3})
+    result = alignment(data, data, probe, settings)
+    low, high = result["align2_ci95"]
+    assert low <= result["align2"] <= high
+    assert alignment(data, data, probe, SETTINGS)["align2_ci95"] is None  # one pair: no CI
+    # the first repeat is the single-pair value, and one of 3 values lies within
+    # (n - 1) / sqrt(n) sample SDs = 2 standard errors of their mean
+    single = alignment(data, data, probe, SETTINGS)["align2"]
+    standard_error = (high - low) / 2 / stats.t.ppf(0.975, 2)
+    assert standard_error > 0
+    assert abs(single - result["align2"]) <= 2 * standard_error * (1 + 1e-9)
+    with pytest.raises(ConfigError, match="align2_repeats"):
+        alignment(data, data, probe, DiversitySettings(align2_repeats=0))

@@ -40,6 +40,8 @@ def _measure_columns(measures: dict | None, floor: dict | None) -> dict:
         "alignment_ci_low": align_ci[0],
         "alignment_ci_high": align_ci[1],
         "align2": align.get("align2"),
+        "align2_ci_low": (align.get("align2_ci95") or [None, None])[0],
+        "align2_ci_high": (align.get("align2_ci95") or [None, None])[1],
         "noise_floor": ((floor or {}).get("diversity") or {}).get("diversity"),
         "probe": measures.get("probe"),
     }

@@ -217,6 +217,7 @@ class Experiment:
             return
         from divlab.data.store import open_dataset
         from divlab.measure import alignment, diversity_coefficient, load_probe, probe_documents
+        from divlab.measure.cache import EmbeddingCache
 
         eval_path = self.layout.eval_data(self.spec)
         eval_data = open_dataset(eval_path)
@@ -232,6 +233,8 @@ class Experiment:
             )
             settings = self.spec.diversity.settings()
             eval_documents = probe_documents(eval_data, probe, split="eval")
+            # the eval set's embeddings are computed once and reused for every condition
+            cache = EmbeddingCache(self.layout.root / "cache" / "embeddings")
         for condition in todo:
             log(f"measure {condition.name}")
             path = self.layout.data(condition)
@@ -242,8 +245,8 @@ class Experiment:
             }
             if enabled:
                 documents = probe_documents(path, probe, split="train")
-                div = diversity_coefficient(documents, probe, settings)
-                align = alignment(documents, eval_documents, probe, settings)
+                div = diversity_coefficient(documents, probe, settings, cache)
+                align = alignment(documents, eval_documents, probe, settings, cache)
                 record["diversity"] = {k: div[k] for k in div if k != "distance_matrix"}
                 record["alignment"] = {k: align[k] for k in align if k != "cross_distance_matrix"}
                 record["probe"] = probe_info.get("description", probe_info["source"])

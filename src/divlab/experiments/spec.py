@@ -138,6 +138,7 @@ class MeasureSpec(Spec):
     finetune_epochs: int = Field(0, ge=0)
     finetune_lr: float = Field(5e-5, gt=0)
     bootstrap: int = Field(1000, ge=10)
+    align2_repeats: int = Field(3, ge=1, description="large-batch pairs behind align2's CI")
     seed: int = Field(0, ge=0)
 
     def settings(self):

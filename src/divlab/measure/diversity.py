@@ -29,6 +29,7 @@ from divlab.measure.batches import (
     random_token_batches,
     repeated_token_batches,
 )
+from divlab.measure.cache import EmbeddingCache
 from divlab.measure.distance import distance, distance_matrix
 from divlab.measure.probe import Probe
 from divlab.measure.task2vec import HeadFineTune, closed_form_embedding, montecarlo_embedding
@@ -47,6 +48,7 @@ class DiversitySettings:
     mc_minibatch: int = 8
     mc_samples: int = 1
     bootstrap: int = 1000
+    align2_repeats: int = 1  # > 1: independent large-batch pairs, a t-interval for align2
     seed: int = 0
 
     def finetune(self) -> HeadFineTune:
@@ -107,33 +109,45 @@ def _tokenized(texts: list[str], probe: Probe, source: str) -> ProbeData:
 
 
 # ---- embeddings and the coefficients -----------------------------------------------
-def embed(probe: Probe, batches: Batches, settings: DiversitySettings) -> list[np.ndarray]:
-    """One Task2Vec embedding per batch."""
-    import torch
-
+def embed(
+    probe: Probe, batches: Batches, settings: DiversitySettings, cache: EmbeddingCache | None = None
+) -> list[np.ndarray]:
+    """One Task2Vec embedding per batch (read from / written to ``cache`` if given)."""
     out = []
     for i in range(len(batches)):
-        ids = torch.from_numpy(batches.input_ids[i]).to(probe.device)
-        mask = torch.from_numpy(batches.attention_mask[i]).to(probe.device)
-        if settings.estimator == "closed-form":
-            out.append(closed_form_embedding(probe.model, ids, mask, settings.finetune()))
-        elif settings.estimator == "montecarlo":
-            out.append(
-                montecarlo_embedding(
-                    probe.model,
-                    ids,
-                    mask,
-                    finetune=settings.finetune(),
-                    minibatch=settings.mc_minibatch,
-                    samples=settings.mc_samples,
-                    seed=settings.seed + i,
-                )
-            )
-        else:
-            raise ConfigError(
-                f"unknown estimator {settings.estimator!r}; use 'closed-form' or 'montecarlo'"
-            )
+        key = None
+        if cache is not None:
+            key = cache.key(probe, settings, batches.input_ids[i], batches.attention_mask[i], i)
+            hit = cache.get(key)
+            if hit is not None:
+                out.append(hit)
+                continue
+        out.append(_embed_one(probe, batches, settings, i))
+        if cache is not None:
+            cache.put(key, out[-1])
     return out
+
+
+def _embed_one(probe: Probe, batches: Batches, settings: DiversitySettings, i: int) -> np.ndarray:
+    import torch
+
+    ids = torch.from_numpy(batches.input_ids[i]).to(probe.device)
+    mask = torch.from_numpy(batches.attention_mask[i]).to(probe.device)
+    if settings.estimator == "closed-form":
+        return closed_form_embedding(probe.model, ids, mask, settings.finetune())
+    if settings.estimator == "montecarlo":
+        return montecarlo_embedding(
+            probe.model,
+            ids,
+            mask,
+            finetune=settings.finetune(),
+            minibatch=settings.mc_minibatch,
+            samples=settings.mc_samples,
+            seed=settings.seed + i,
+        )
+    raise ConfigError(
+        f"unknown estimator {settings.estimator!r}; use 'closed-form' or 'montecarlo'"
+    )
 
 
 def bootstrap_mean_pairwise(matrix: np.ndarray, rounds: int, seed: int) -> tuple[float, float]:
@@ -164,7 +178,10 @@ def summarize_pairs(matrix: np.ndarray, rounds: int, seed: int) -> dict:
 
 
 def diversity_coefficient(
-    data, probe: Probe, settings: DiversitySettings = DiversitySettings()
+    data,
+    probe: Probe,
+    settings: DiversitySettings = DiversitySettings(),
+    cache: EmbeddingCache | None = None,
 ) -> dict:
     """The diversity coefficient of ``data`` under ``probe`` (see the module docstring)."""
     prepared = data if isinstance(data, ProbeData) else probe_documents(data, probe)
@@ -177,13 +194,17 @@ def diversity_coefficient(
         separator=prepared.separator,
         seed=settings.seed,
     )
-    return diversity_of_batches(batches, probe, settings, source=prepared.source)
+    return diversity_of_batches(batches, probe, settings, source=prepared.source, cache=cache)
 
 
 def diversity_of_batches(
-    batches: Batches, probe: Probe, settings: DiversitySettings, source: str = ""
+    batches: Batches,
+    probe: Probe,
+    settings: DiversitySettings,
+    source: str = "",
+    cache: EmbeddingCache | None = None,
 ) -> dict:
-    embeddings = embed(probe, batches, settings)
+    embeddings = embed(probe, batches, settings, cache)
     matrix = distance_matrix(embeddings, kind=settings.distance)
     return {
         **summarize_pairs(matrix, settings.bootstrap, settings.seed),
@@ -196,9 +217,17 @@ def diversity_of_batches(
 
 
 def alignment(
-    data_a, data_b, probe: Probe, settings: DiversitySettings = DiversitySettings()
+    data_a,
+    data_b,
+    probe: Probe,
+    settings: DiversitySettings = DiversitySettings(),
+    cache: EmbeddingCache | None = None,
 ) -> dict:
-    """align1 (mean cross-distance, bootstrap CI) and align2 (one large batch each)."""
+    """align1 (mean cross-distance, bootstrap CI over both sets of batches) and align2
+    (one large batch each; with ``settings.align2_repeats = r > 1``, the mean over r
+    independent pairs of large batches with a t-interval over them)."""
+    if settings.align2_repeats < 1:
+        raise ConfigError(f"align2_repeats must be >= 1, got {settings.align2_repeats}")
     prepared = [
         d if isinstance(d, ProbeData) else probe_documents(d, probe) for d in (data_a, data_b)
     ]
@@ -207,7 +236,7 @@ def alignment(
                      settings.construction, p.separator, settings.seed + k)
         for k, p in enumerate(prepared)
     ]  # fmt: skip
-    embeddings = [embed(probe, b, settings) for b in batches]
+    embeddings = [embed(probe, b, settings, cache) for b in batches]
     cross = distance_matrix(embeddings[0], embeddings[1], kind=settings.distance)
     rng = np.random.default_rng(settings.seed)
     n_a, n_b = cross.shape
@@ -215,21 +244,41 @@ def alignment(
         cross[np.ix_(rng.integers(0, n_a, n_a), rng.integers(0, n_b, n_b))].mean()
         for _ in range(settings.bootstrap)
     ]
-    large = [_one_large_batch(p, settings, settings.seed + 10 + k) for k, p in enumerate(prepared)]
-    large_embeddings = [embed(probe, b, settings)[0] for b in large]
+    align2 = []
+    for repeat in range(settings.align2_repeats):
+        large = [
+            _one_large_batch(p, settings, settings.seed + 10 + k + 100 * repeat)
+            for k, p in enumerate(prepared)
+        ]
+        pair = [embed(probe, b, settings, cache)[0] for b in large]
+        align2.append(1 - distance(*pair, kind=settings.distance))
     return {
         "align1": float(1 - cross.mean()),
         "align1_ci95": [
             float(1 - np.percentile(means, 97.5)),
             float(1 - np.percentile(means, 2.5)),
         ],
-        "align2": float(1 - distance(*large_embeddings, kind=settings.distance)),
+        "align2": float(np.mean(align2)),
+        "align2_ci95": _t_interval(align2),
         "data": [p.source for p in prepared],
         "probe": probe.source,
         "settings": asdict(settings),
         "batches": batches[0].describe(),
         "cross_distance_matrix": cross.tolist(),
     }
+
+
+def _t_interval(values: list[float]) -> list[float] | None:
+    """95 % t-interval of the mean of independent repeats (None for a single one)."""
+    if len(values) < 2:
+        return None
+    from scipy import stats
+
+    mean, sem = float(np.mean(values)), float(stats.sem(values))
+    if sem == 0:
+        return [mean, mean]
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sem)
+    return [float(low), float(high)]
 
 
 def _one_large_batch(prepared: ProbeData, settings: DiversitySettings, seed: int) -> Batches:
