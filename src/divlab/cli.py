@@ -608,16 +608,11 @@ def experiment_run(
     """Run (or resume) an experiment: data, probe, diversity and alignment, every run,
     the results table and the report. Relaunching skips what is finished."""
     from divlab.experiments import open_experiment, run_experiment
-    from divlab.experiments.executors import make_executor
+    from divlab.experiments.runner import executor_for
 
     experiment = open_experiment(spec, out)  # validates the spec and fairness before compute
     loaded = experiment.spec
-    chosen = None
-    if executor or workers or address:
-        kind = executor or loaded.executor.kind
-        count = workers or (None if loaded.executor.workers == "auto" else loaded.executor.workers)
-        options = {"address": address or loaded.executor.address} if kind == "ray" else {}
-        chosen = make_executor(kind, count, **options)
+    chosen = executor_for(loaded, executor, workers, address)
     result = run_experiment(
         loaded, experiment.layout.root, executor=chosen, progress=not quiet, report=report
     )

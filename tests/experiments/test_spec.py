@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
@@ -120,3 +121,22 @@ def test_cli_validate_lists_conditions_and_runs(tmp_path):
     result = run_cli("experiment", "validate", str(spec))
     assert result.returncode == 0, result.stderr
     assert "6 runs (3 conditions x 2 seeds)" in result.stdout
+
+
+def test_local_executor_runs_one_worker_per_gpu_pinned_to_it(monkeypatch):
+    import queue
+
+    from divlab.experiments.executors import LocalExecutor, _pin_worker_to_gpu
+
+    assert LocalExecutor(gpus=[0, 1]).workers == 2
+    assert LocalExecutor(workers=3, use_gpus=False).gpus == []
+    with pytest.raises(ConfigError, match="one worker per device"):
+        LocalExecutor(workers=3, gpus=[0, 1])
+    slots = queue.Queue()
+    for gpu in (1, 0):
+        slots.put(gpu)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    _pin_worker_to_gpu(slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    _pin_worker_to_gpu(slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"

@@ -36,11 +36,36 @@ class Executor:
         raise NotImplementedError
 
 
+def visible_gpus() -> list[int]:
+    """Indices of the CUDA devices (without initialising CUDA in this process)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def _pin_worker_to_gpu(gpu_slots) -> None:
+    """Pool initializer: each worker takes one GPU for its life, before torch starts CUDA."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
+
+
 class LocalExecutor(Executor):
+    """A spawn process pool. With ``gpus`` (default: every visible CUDA device, unless
+    ``use_gpus=False``), one worker per GPU, each pinned to its own device."""
+
     name = "local"
 
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or available_cores()
+    def __init__(
+        self, workers: int | None = None, gpus: list[int] | None = None, use_gpus: bool = True
+    ) -> None:
+        self.gpus = (gpus if gpus is not None else visible_gpus()) if use_gpus else []
+        self.workers = workers or len(self.gpus) or available_cores()
+        if self.gpus and self.workers > len(self.gpus):
+            raise ConfigError(
+                f"{self.workers} workers for {len(self.gpus)} GPUs: on GPUs the local executor "
+                "runs one worker per device; lower workers or use the ray executor"
+            )
 
     def run(self, payloads: list[dict], on_result: OnResult) -> None:
         import multiprocessing
@@ -50,7 +75,13 @@ class LocalExecutor(Executor):
             return
         workers = min(self.workers, len(payloads))
         context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-        pool = ProcessPoolExecutor(workers, mp_context=context)
+        options = {}
+        if self.gpus:
+            slots = context.Queue()
+            for gpu in self.gpus[:workers]:
+                slots.put(gpu)
+            options = {"initializer": _pin_worker_to_gpu, "initargs": (slots,)}
+        pool = ProcessPoolExecutor(workers, mp_context=context, **options)
         pending = {pool.submit(execute_run, p) for p in payloads}
         try:
             while pending:
@@ -132,9 +163,11 @@ def require_ray():
     return ray
 
 
-def make_executor(kind: str, workers: int | None = None, **ray_options) -> Executor:
+def make_executor(
+    kind: str, workers: int | None = None, use_gpus: bool = True, **ray_options
+) -> Executor:
     if kind == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, use_gpus=use_gpus)
     if kind == "ray":
         return RayExecutor(workers, **ray_options)
     raise ConfigError(f"unknown executor {kind!r}; choose local or ray")

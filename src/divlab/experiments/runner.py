@@ -288,22 +288,7 @@ def run_experiment(
 
     log = log or (print if progress else (lambda *_: None))
     experiment = Experiment(spec, out)  # validates the plan and fairness before any compute
-    if executor is None:
-        workers = spec.executor.workers
-        executor = make_executor(
-            spec.executor.kind,
-            None if workers == "auto" else workers,
-            **(
-                {
-                    "address": spec.executor.address,
-                    "cpus_per_run": spec.executor.cpus_per_run,
-                    "gpus_per_run": spec.executor.gpus_per_run,
-                    "max_retries": spec.executor.max_retries,
-                }
-                if spec.executor.kind == "ray"
-                else {}
-            ),
-        )
+    executor = executor or executor_for(spec)
     experiment.claim_folder()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     set_threads(available_cores())
@@ -340,6 +325,28 @@ def run_experiment(
 
         result["report"] = str(build_report(experiment.layout.root))
     return result
+
+
+def executor_for(
+    spec: ExperimentSpec,
+    kind: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> Executor:
+    """The spec's executor, with ``kind`` / ``workers`` / ``address`` overriding it."""
+    options = spec.executor
+    kind = kind or options.kind
+    workers = workers or (None if options.workers == "auto" else options.workers)
+    if kind != "ray":
+        return make_executor(kind, workers, use_gpus=spec.device != "cpu")
+    return make_executor(
+        kind,
+        workers,
+        address=address or options.address,
+        cpus_per_run=options.cpus_per_run,
+        gpus_per_run=options.gpus_per_run,
+        max_retries=options.max_retries,
+    )
 
 
 def hardware() -> dict:
