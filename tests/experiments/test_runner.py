@@ -166,3 +166,12 @@ def test_ray_executor_gives_the_same_results_as_local(tiny_experiment, tmp_path)
     )
     assert result["finished"] == 6
     pd.testing.assert_frame_equal(_table(out)[VALUES], _table(reference)[VALUES])
+
+
+def test_the_runner_leaves_the_callers_torch_threads_alone(tiny_experiment):
+    import torch
+
+    out, _ = tiny_experiment
+    before = torch.get_num_threads()
+    run_experiment(ExperimentSpec.from_dict(tiny_spec()), out, progress=False, report=False)
+    assert torch.get_num_threads() == before == 1  # tests/conftest.py pins one thread

@@ -11,6 +11,7 @@ written atomically, last — is the run's completion marker. A run folder::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -34,6 +35,20 @@ def set_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Use ``threads`` torch threads inside the block, then restore the caller's setting
+    (a library call must not leave a test suite or notebook oversubscribed)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def execute_run(payload: dict) -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from divlab.errors import ConfigError, DataError
 from divlab.experiments import plan as planning
-from divlab.experiments.execute import is_complete, set_threads
+from divlab.experiments.execute import is_complete, torch_threads
 from divlab.experiments.executors import (
     Executor,
     available_cores,
@@ -291,10 +291,10 @@ def run_experiment(
     executor = executor or executor_for(spec)
     experiment.claim_folder()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    set_threads(available_cores())
-    experiment.prepare_data(log)
-    probe_info = experiment.prepare_probe(log)
-    experiment.measure(probe_info, log)
+    with torch_threads(available_cores()):  # the stages before the runs have the machine
+        experiment.prepare_data(log)
+        probe_info = experiment.prepare_probe(log)
+        experiment.measure(probe_info, log)
 
     pending = experiment.pending()
     workers = min(executor.workers, max(len(pending), 1))
