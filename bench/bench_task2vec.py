@@ -8,7 +8,18 @@ a rotated order per batch; medians over batches): seconds per batch of
 * ``closed_form_embedding`` with the head fine-tune (the reference's: AdamW, lr 5e-5,
   10 epochs) and without it;
 * ``montecarlo_embedding`` with the same fine-tune, minibatches of 8 sequences and one
-  sampled target per position (the reference's settings, its bugs fixed).
+  sampled target per position (the reference's settings, its bugs fixed);
+* ``reference``: a BASELINE, not divlab's estimator: the cost of the reference estimator
+  (brando90/beyond-scale-div-coeff), re-implemented here from its description, bugs fixed:
+  a deep copy of the probe with an untied copy of its LM head; 10 epochs of AdamW (lr 5e-5)
+  on the head alone with the FULL model run forward over the batch (eval mode, no dropout)
+  in shuffled minibatches of 8 sequences, back-propagating into the head only; then the
+  Monte Carlo FIM of all weight matrices in minibatches of 8 (divlab's ``montecarlo_fim``
+  with its fine-tune off). divlab's ``montecarlo`` differs only in fine-tuning the head on
+  cached body features. The published code fine-tunes a head TIED to the input embedding,
+  so its gradient also runs back through the whole body every step: this baseline, with an
+  untied head, is a lower bound of the reference's cost; ``--reference-tied`` also times it
+  with the head left tied, for probes that tie it (SmolLM2, GPT-2; divlab presets do not).
 
 The time of each phase (body features, head fine-tune, closed-form FIM; for Monte Carlo,
 the rest is the model copy and the sampled forward/backward passes) is taken inside those
@@ -43,22 +54,37 @@ batch with other sampling seeds: sampling noise alone, which the closed form has
 for GINC, whether a batch's concept is visible at all (mean distance of same-concept vs
 other-concept batch pairs); and the closed form without the fine-tune.
 
-The targets (closed-form >= 20x faster than Monte Carlo and within 2x of a forward pass;
-Spearman >= 0.9) are printed next to the results, never asserted: timings on a shared
-machine are noisy. Every run uses ``--threads`` torch threads (default 1: more threads
-than free cores makes torch many times slower on a shared machine).
+GINC trend agreement (``--ginc-trend-agreement``, a separate mode): the settings under which
+the GINC trend is real (tests/measure/test_ginc_trend.py): ONE fixed random-init ``mini``
+probe (the vocab-150 family's 154 ids) for every set, vocab-50 data in its first 50 symbol
+ids joined with its ``<eos>``; ``blocks`` batches of 64 x 128 tokens from 10,240-token
+documents; head fine-tune 2 epochs, AdamW lr 1e-2, on cached features (both estimators).
+Sets: nested 1, 2, 4, ..., 64 of a 64-concept family at vocab 50, and 1, 4, 64 at vocab
+150. Closed form and Monte Carlo with 1 and more sampled targets per position
+(``--ginc-mc-samples``), Monte Carlo both over all weight matrices (its definition) and on
+its LM-head part alone (what the closed form estimates); Spearman of each against the
+closed form, and against the number of concepts within a vocabulary.
+
+The targets (closed-form >= 20x faster than Monte Carlo, meant against the reference's
+cost, and within 2x of a forward pass; Spearman >= 0.9) are printed next to the results,
+never asserted: timings on a shared machine are noisy. Every run uses ``--threads`` torch
+threads (default 1: more threads than free cores makes torch many times slower on a shared
+machine).
 
 Run::
 
     python bench/bench_task2vec.py                  # about 10 minutes on 2 CPU cores
     python bench/bench_task2vec.py --quick          # smoke run, 1-2 minutes
     python bench/bench_task2vec.py --n-batches 20 --batch-size 32 --no-smollm2
+    python bench/bench_task2vec.py --only speed     # speed only, about 4 minutes
+    python bench/bench_task2vec.py --ginc-trend-agreement   # GINC only, about 9 minutes
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib.util
 import json
 import re
@@ -95,7 +121,12 @@ TEXT_SETS = {
 TEXT_SETS_QUICK = ("fortunes", "hamlet", "psalms", "hamlet + psalms")
 SPEED_TEXT = "tragedies"  # the text the speed batches come from
 NO_FINETUNE = "closed-form, no fine-tune"
-METHODS = ("forward", "closed-form", NO_FINETUNE, "montecarlo")
+METHODS = ("forward", "closed-form", NO_FINETUNE, "montecarlo", "reference")
+TIED = "reference, tied head"  # with --reference-tied, for probes whose head is tied
+# the GINC trend settings (tests/measure/test_ginc_trend.py)
+GINC_TREND_DOC_LENGTH = 10_240
+GINC_TREND_CELLS = [(50, k) for k in (1, 2, 4, 8, 16, 32, 64)] + [(150, k) for k in (1, 4, 64)]
+GINC_TREND_CELLS_QUICK = [(50, 1), (50, 4), (50, 64), (150, 64)]
 
 
 # ---- in the child: speed of one probe ---------------------------------------------------
@@ -144,22 +175,60 @@ def _smollm2_available() -> bool:
     return True
 
 
-def _load_smollm2():
-    """``load_probe("smollm2")``, made usable by ``montecarlo_fim``, which calls ``.float()``
-    on its copy of the model: transformers refuses that on a GGUF-loaded model (marked
-    quantized, though its weights are float32 already), so the mark is removed, and said."""
-    from divlab.measure import load_probe
+def _reference_embedding(
+    model, input_ids, attention_mask, finetune, seed: int, phases: dict, tied: bool = False
+):
+    """BASELINE (not divlab's estimator): what the reference estimator costs per batch,
+    re-implemented from its description with its bugs fixed (see the module docstring).
 
-    probe = load_probe("smollm2", device="cpu")
+    The head is fine-tuned through the full model: every step runs the whole probe forward
+    over a minibatch of 8 sequences and back-propagates the next-token loss (padding
+    masked) into the untied head only. Then divlab's Monte Carlo FIM, fine-tune off.
+    ``tied``: keep a tied head tied, as the published code does, so every step's gradient
+    also runs back through the body to the input embedding (the cost it paid)."""
+    import torch
+
+    from divlab.devices import as_float32
+    from divlab.measure import task2vec
+
+    probe = as_float32(copy.deepcopy(model)).eval()
+    head = probe.get_output_embeddings()
+    if not tied:
+        head.weight = torch.nn.Parameter(head.weight.detach().clone())  # untied: a copy
+    for p in probe.parameters():
+        p.requires_grad_(False)
+    trained = [head.weight] + ([head.bias] if getattr(head, "bias", None) is not None else [])
+    for p in trained:
+        p.requires_grad_(True)
+    start = time.perf_counter()
+    optimizer = torch.optim.AdamW(trained, lr=finetune.lr)
+    generator = torch.Generator().manual_seed(finetune.seed)
+    for _ in range(finetune.epochs):
+        order = torch.randperm(len(input_ids), generator=generator).to(input_ids.device)
+        for first in range(0, len(input_ids), MC_MINIBATCH):
+            index = order[first : first + MC_MINIBATCH]
+            ids, mask = input_ids[index], attention_mask[index]
+            logits = probe(input_ids=ids, attention_mask=mask).logits.float()
+            targets = torch.where(mask[:, 1:].bool(), ids[:, 1:], -100)
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    phases["fine-tune"] = phases.get("fine-tune", 0.0) + time.perf_counter() - start
+    no_finetune = replace(finetune, epochs=0)
+    # montecarlo_fim computes body features for its cached-feature fine-tune even when that
+    # is off; the reference has no such pass, so it is stubbed out here (not timed)
+    features = task2vec.batch_features
+    task2vec.batch_features = lambda *args, **kwargs: (None, None)
     try:
-        probe.model.float()  # a no-op on float32 weights, where transformers allows it
-        return probe, None
-    except ValueError:
-        probe.model.hf_quantizer.remove_quantization_config(probe.model)
-        return probe, (
-            "the GGUF-loaded model refuses .float(), which montecarlo_fim calls on its copy; "
-            "the bench removed transformers' quantizer mark (the weights are float32)"
-        )
+        return task2vec.montecarlo_embedding(
+            probe, input_ids, attention_mask, finetune=no_finetune, minibatch=MC_MINIBATCH,
+            samples=MC_SAMPLES, seed=seed,
+        )  # fmt: skip
+    finally:
+        task2vec.batch_features = features
 
 
 def _child_speed(args: argparse.Namespace) -> None:
@@ -170,9 +239,8 @@ def _child_speed(args: argparse.Namespace) -> None:
     from divlab.measure import load_probe, make_batches, probe_documents
     from divlab.measure.task2vec import HeadFineTune, closed_form_embedding, montecarlo_embedding
 
-    note = None
     if args.probe == "smollm2":
-        probe, note = _load_smollm2()
+        probe = load_probe("smollm2", device="cpu")
     else:
         summary = open_dataset(args.data).summary["tokenizer"]
         probe = load_probe(args.probe, int(summary["vocab_size"]), summary, device="cpu")
@@ -190,34 +258,47 @@ def _child_speed(args: argparse.Namespace) -> None:
     finetune = HeadFineTune(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=SEED)
     no_finetune = HeadFineTune(epochs=0, seed=SEED)
 
-    def forward(ids, mask, i):
+    def forward(ids, mask, i, phases):
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask)
 
     calls = {
         "forward": forward,
-        "closed-form": lambda ids, mask, i: closed_form_embedding(model, ids, mask, finetune),
-        NO_FINETUNE: lambda ids, mask, i: closed_form_embedding(
+        "closed-form": lambda ids, mask, i, phases: closed_form_embedding(
+            model, ids, mask, finetune
+        ),
+        NO_FINETUNE: lambda ids, mask, i, phases: closed_form_embedding(
             model, ids, mask, no_finetune
         ),
-        "montecarlo": lambda ids, mask, i: montecarlo_embedding(
+        "montecarlo": lambda ids, mask, i, phases: montecarlo_embedding(
             model, ids, mask, finetune=finetune, minibatch=MC_MINIBATCH, samples=MC_SAMPLES,
             seed=SEED + i,
         ),
+        "reference": lambda ids, mask, i, phases: _reference_embedding(
+            model, ids, mask, finetune, SEED + i, phases
+        ),
+        TIED: lambda ids, mask, i, phases: _reference_embedding(
+            model, ids, mask, finetune, SEED + i, phases, tied=True
+        ),
     }  # fmt: skip
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    methods = METHODS + ((TIED,) if args.reference_tied and tied else ())
+    note = None
+    if args.reference_tied and not tied:
+        note = "the probe's LM head is not tied to its input embedding: no tied-head row"
 
     def tensors(i):
         return _tensor(batches.input_ids[i], probe), _tensor(batches.attention_mask[i], probe)
 
-    forward(*tensors(0), 0)  # warm-up: first-call allocations and lazy initialisation
-    runs = {m: [] for m in METHODS}
+    forward(*tensors(0), 0, {})  # warm-up: first-call allocations and lazy initialisation
+    runs = {m: [] for m in methods}
     for i in range(args.speed_batches):
         ids, mask = tensors(i)
-        for method in METHODS[i % len(METHODS) :] + METHODS[: i % len(METHODS)]:
+        for method in methods[i % len(methods) :] + methods[: i % len(methods)]:
             phases: dict = {}
             with _phase_clock(phases):
                 start = time.perf_counter()
-                calls[method](ids, mask, i)
+                calls[method](ids, mask, i, phases)
                 seconds = time.perf_counter() - start
             runs[method].append({"seconds": seconds, "phases": phases})
     head = model.get_output_embeddings().weight
@@ -226,6 +307,7 @@ def _child_speed(args: argparse.Namespace) -> None:
             {
                 "probe": probe.source,
                 "note": note,
+                "tied": tied,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "vocab": int(head.shape[0]),
                 "hidden": int(head.shape[1]),
@@ -340,7 +422,8 @@ def _train_probe(data: Path, out: Path, tokens: int) -> tuple[Path, float]:
 
 
 def _families(args, scratch: Path) -> tuple[list[dict], Path | None, list[str]]:
-    """Data sets and probes, grouped by the probe they share."""
+    """Data sets and probes, grouped by the probe they share. With ``--only speed``: just
+    the text the speed batches come from (no GINC, no probes trained)."""
     from divlab.data.text import prepare_text
 
     families = []
@@ -348,6 +431,8 @@ def _families(args, scratch: Path) -> tuple[list[dict], Path | None, list[str]]:
     # enough one-batch documents that batches are a sample, not the whole set
     n_docs = 4 * args.n_batches
     ginc = GINC_FAMILIES_QUICK if args.quick else GINC_FAMILIES
+    if args.only == "speed":
+        ginc = {}
     for vocab, ks in ginc.items():
         start = time.perf_counter()
         sets = {
@@ -374,6 +459,8 @@ def _families(args, scratch: Path) -> tuple[list[dict], Path | None, list[str]]:
     corpora, missing = _text_corpora(scratch)
     names = [n for n in (TEXT_SETS_QUICK if args.quick else TEXT_SETS) if
              all(c in corpora for c in TEXT_SETS[n])]  # fmt: skip
+    if args.only == "speed":
+        names = [SPEED_TEXT] if SPEED_TEXT in names else names[:1]
     speed_data = None
     if names:
         union = [path for paths in corpora.values() for path in paths]
@@ -391,6 +478,8 @@ def _families(args, scratch: Path) -> tuple[list[dict], Path | None, list[str]]:
             for name in names
         }
         speed_data = sets.get(SPEED_TEXT, next(iter(sets.values())))
+        if args.only == "speed":
+            return families, speed_data, missing
         probe, loss = _train_probe(union_folder, scratch / "probe-text", args.probe_tokens)
         families.append(
             {
@@ -417,6 +506,7 @@ def _measure_speed(args, probe: str, data: Path, batch_size: int, n_batches: int
     command += ["--speed-batches", str(n_batches)]
     command += ["--finetune-epochs", str(args.finetune_epochs)]
     command += ["--finetune-lr", str(args.finetune_lr)]
+    command += ["--reference-tied"] if args.reference_tied else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"speed run of {probe} failed (exit {done.returncode}):\n{done.stderr}")
@@ -444,7 +534,9 @@ def _print_speed(r: dict, finetune_epochs: int) -> None:
         parts = [(p, median(method, p)) for p in ("features", "fine-tune", "FIM")]
         parts = [(p, s) for p, s in parts if s > 0]
         rest = statistics.median(x["seconds"] - sum(x["phases"].values()) for x in runs[method])
-        label = "model copy + sampled fwd/bwd" if method == "montecarlo" else "other"
+        label = "other"
+        if method in ("montecarlo", "reference", TIED):
+            label = "model copies + sampled fwd/bwd"
         return " + ".join(f"{p} {s:.2f}" for p, s in [*parts, (label, rest)])
 
     print(
@@ -460,9 +552,11 @@ def _print_speed(r: dict, finetune_epochs: int) -> None:
         "closed-form": f"closed-form, {ft}",
         NO_FINETUNE: NO_FINETUNE,
         "montecarlo": f"montecarlo, {ft}",
+        "reference": f"reference baseline, {ft}",
+        TIED: f"reference baseline, tied head, {ft}",
     }
-    for method in METHODS:
-        line = f"    {labels[method]:<34} {median(method):8.2f} s"
+    for method in runs:
+        line = f"    {labels[method]:<46} {median(method):7.2f} s"
         if method != "forward":
             line += f"  = {breakdown(method)}"
         print(line)
@@ -478,6 +572,23 @@ def _print_speed(r: dict, finetune_epochs: int) -> None:
         f"{TARGET_FORWARD_RATIO:.0f}x: {_verdict(forward_ratio <= TARGET_FORWARD_RATIO)}); "
         f"{ratio('closed-form, no fine-tune', 'forward'):.2f}x without"
     )
+    reference = ratio("reference", "closed-form")
+    reference_plain = ratio("reference", NO_FINETUNE)
+    print(
+        f"    reference baseline / closed-form: {reference:.1f}x with the fine-tune (target >= "
+        f"{TARGET_SPEEDUP:.0f}x: {_verdict(reference >= TARGET_SPEEDUP)}); {reference_plain:.1f}x "
+        f"without (target: {_verdict(reference_plain >= TARGET_SPEEDUP)}); reference / divlab "
+        f"montecarlo {ratio('reference', 'montecarlo'):.1f}x; reference / one forward pass "
+        f"{ratio('reference', 'forward'):.1f}x"
+    )
+    if TIED in runs:
+        tied, tied_plain = ratio(TIED, "closed-form"), ratio(TIED, NO_FINETUNE)
+        print(
+            f"    tied-head reference baseline / closed-form: {tied:.1f}x with the fine-tune "
+            f"(target: {_verdict(tied >= TARGET_SPEEDUP)}); {tied_plain:.1f}x without (target: "
+            f"{_verdict(tied_plain >= TARGET_SPEEDUP)}); tied / untied reference "
+            f"{ratio(TIED, 'reference'):.2f}x"
+        )
 
 
 # ---- in the parent: agreement --------------------------------------------------------------
@@ -652,6 +763,167 @@ def _concordance(rows: list[dict]) -> tuple[int, int, int, int]:
     return same, pairs, resolved_same, resolved
 
 
+# ---- GINC trend agreement ---------------------------------------------------------------------
+
+
+def _ginc_trend_set(folder: Path, vocab: int, k: int, n_tokens: int):
+    """A nested ``k``-concept set of the 64-concept vocab-``vocab`` family, in just enough
+    10,240-token documents for ``n_tokens`` tokens of batches (as the trend test)."""
+    from divlab.data.ginc import GincSpec, generate
+    from divlab.data.store import open_dataset
+
+    spec = GincSpec.from_dict(
+        {
+            "family": {"vocab_size": vocab, "n_values": 10, "n_slots": 10, "seed": 0},
+            "concepts": {"plan": "nested", "n_eval": 64, "k": k},
+            "seed": SEED,
+            "splits": {
+                "train": {"n_docs": -(-n_tokens // GINC_TREND_DOC_LENGTH),
+                          "doc_length": GINC_TREND_DOC_LENGTH, "oracle": False},
+                "eval": {"n_docs": 1, "doc_length": 16, "oracle": False},
+            },
+            "prompts": None,
+        }
+    )  # fmt: skip
+    return open_dataset(generate(spec, folder / f"v{vocab}_k{k}"))
+
+
+def _ginc_trend_agreement(args) -> None:
+    """Closed form vs Monte Carlo on GINC under the trend settings (module docstring)."""
+    import numpy as np
+    import torch
+    from scipy.stats import spearmanr
+
+    from divlab.measure import DiversitySettings, load_probe, make_batches
+    from divlab.measure.distance import distance, distance_matrix
+    from divlab.measure.diversity import embed, summarize_pairs
+    from divlab.measure.task2vec import montecarlo_fim
+
+    began = time.perf_counter()
+    cells = GINC_TREND_CELLS_QUICK if args.quick else GINC_TREND_CELLS
+    settings = DiversitySettings(
+        estimator="closed-form", construction="blocks", n_batches=args.ginc_n_batches,
+        batch_size=64, seq_len=128, finetune_epochs=2, finetune_lr=1e-2,
+        mc_minibatch=MC_MINIBATCH, seed=SEED,
+    )  # fmt: skip
+    n_tokens = settings.n_batches * settings.batch_size * settings.seq_len
+    with tempfile.TemporaryDirectory(prefix="divlab-bench-ginc-") as tmp:
+        data = {cell: _ginc_trend_set(Path(tmp), *cell, n_tokens) for cell in cells}
+        documents = {cell: d.documents("train") for cell, d in data.items()}
+        tokenizer = data[max(cells)].summary["tokenizer"]  # the largest vocabulary's
+    probe = load_probe("random:mini", vocab_size=tokenizer["vocab_size"], special=tokenizer,
+                       device="cpu", seed=SEED)  # fmt: skip
+    eos = tokenizer["eos_token_id"]  # smaller vocabularies: their symbols, the probe's <eos>
+    model = probe.model
+    head_module = model.get_output_embeddings()
+    head_name = next(n for n, m in model.named_modules() if m is head_module) + ".weight"
+    print(
+        f"GINC trend agreement: one {probe.source} probe (vocab {tokenizer['vocab_size']}) for "
+        f"every set; {settings.n_batches} batches of {settings.batch_size} x {settings.seq_len} "
+        f"tokens, construction blocks, {GINC_TREND_DOC_LENGTH:,}-token documents; head "
+        f"fine-tune {settings.finetune_epochs} epochs AdamW lr {settings.finetune_lr:g} on "
+        f"cached features in both estimators; Monte Carlo in minibatches of {MC_MINIBATCH}, "
+        f"s = sampled targets per position; data ready in {time.perf_counter() - began:.0f} s"
+    )
+    variants = ["closed-form"]
+    for s in args.ginc_mc_samples:
+        variants += [f"MC s={s}", f"MC s={s} head"]
+    results = {v: {} for v in variants}
+    seconds = {v: 0.0 for v in variants}
+    floors = {v: {} for v in variants if v != "closed-form"}
+
+    def summary(embeddings):
+        matrix = distance_matrix(embeddings, kind=settings.distance)
+        return summarize_pairs(matrix, settings.bootstrap, settings.seed)
+
+    def mc_embeddings(ids, mask, samples: int, seed: int):
+        """divlab's montecarlo_embedding (all weight matrices), and its LM-head part."""
+        fim = montecarlo_fim(model, ids, mask, finetune=settings.finetune(),
+                             minibatch=MC_MINIBATCH, samples=samples, seed=seed)  # fmt: skip
+        full = np.concatenate([f.mean(dim=1).cpu().numpy() for f in fim.values()])
+        return full.astype(np.float64), fim[head_name].mean(dim=1).cpu().numpy().astype(np.float64)
+
+    for cell in cells:
+        batches = make_batches(documents[cell], settings.n_batches, settings.batch_size,
+                               settings.seq_len, "blocks", eos, settings.seed)  # fmt: skip
+        start = time.perf_counter()
+        results["closed-form"][cell] = summary(embed(probe, batches, settings))
+        seconds["closed-form"] += time.perf_counter() - start
+        for s in args.ginc_mc_samples:
+            full, head = [], []
+            start = time.perf_counter()
+            for i in range(len(batches)):
+                ids = torch.from_numpy(batches.input_ids[i])
+                mask = torch.from_numpy(batches.attention_mask[i])
+                # seed as diversity_coefficient(estimator="montecarlo", mc_samples=s) uses
+                a, b = mc_embeddings(ids, mask, s, settings.seed + i)
+                full.append(a)
+                head.append(b)
+            seconds[f"MC s={s}"] += time.perf_counter() - start
+            results[f"MC s={s}"][cell] = summary(full)
+            results[f"MC s={s} head"][cell] = summary(head)
+            # the sampling noise alone: the same batch again, other sampling seeds
+            again = []
+            for i in range(min(args.floor_batches, len(batches))):
+                ids = torch.from_numpy(batches.input_ids[i])
+                mask = torch.from_numpy(batches.attention_mask[i])
+                again.append((i, *mc_embeddings(ids, mask, s, settings.seed + 7919 + i)))
+            for variant, first, column in ((f"MC s={s}", full, 1), (f"MC s={s} head", head, 2)):
+                floors[variant][cell] = float(np.mean([
+                    distance(first[a[0]], a[column], kind=settings.distance) for a in again
+                ]))  # fmt: skip
+
+    def name(cell):
+        return f"v{cell[0]} k={cell[1]}"
+
+    shown = ["closed-form"] + [f"MC s={s}" for s in args.ginc_mc_samples]
+    print("  diversity [bootstrap 95% CI over batches] (MC: all weight matrices):")
+    print(("    " + f"{'set':<11}" + "".join(f"{v:<28}" for v in shown)).rstrip())
+    for cell in cells:
+        cells_text = []
+        for v in shown:
+            r = results[v][cell]
+            cells_text.append(f"{r['diversity']:.4f} [{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}]")
+        print(("    " + f"{name(cell):<11}" + "".join(f"{c:<28}" for c in cells_text)).rstrip())
+    vocabularies = sorted({v for v, _ in cells})
+    print(
+        f"  summary (Spearman over {len(cells)} sets vs the closed form; vs the number of "
+        "concepts within each vocabulary; MC floor: the distance between two MC embeddings "
+        "of the same batch, other seeds, mean over sets; s/batch):"
+    )
+    header = f"    {'estimator':<14} {'vs CF':>6}"
+    header += "".join(f" {f'vs k, v{v}':>10}" for v in vocabularies)
+    header += f" {'v50 k=1':>8} {'v50 k=64':>9} {'MC floor':>9} {'s/batch':>8}"
+    print(header)
+    closed = np.array([results["closed-form"][c]["diversity"] for c in cells])
+    n_batches_all = len(cells) * settings.n_batches
+    vs_closed = {}
+    for v in variants:
+        values = np.array([results[v][c]["diversity"] for c in cells])
+        vs_closed[v] = spearmanr(values, closed).statistic
+        line = f"    {v:<14} {vs_closed[v]:6.3f}"
+        for vocab in vocabularies:
+            index = [j for j, c in enumerate(cells) if c[0] == vocab]
+            ks = [cells[j][1] for j in index]
+            rho = spearmanr(values[index], ks).statistic if len(index) > 2 else float("nan")
+            line += f" {rho:10.3f}"
+        for k in (1, 64):
+            line += f" {results[v][(50, k)]['diversity']:{8 + (k == 64)}.4f}" if (
+                50, k) in results[v] else f" {'-':>{8 + (k == 64)}}"  # fmt: skip
+        floor = np.mean(list(floors[v].values())) if v in floors else float("nan")
+        line += f" {floor:9.4f}"
+        # the head-only MC variants are slices of the same computation
+        cost = seconds[v.removesuffix(" head")] / n_batches_all
+        line += f" {cost:8.2f}"
+        print(line)
+    for v in variants[1::2]:  # the Monte Carlo estimator as defined: all weight matrices
+        print(
+            f"  Spearman(closed-form, {v}) over {len(cells)} sets: {vs_closed[v]:.3f} (target >= "
+            f"{TARGET_SPEARMAN}: {_verdict(vs_closed[v] >= TARGET_SPEARMAN)})"
+        )
+    print(f"  GINC trend agreement: {time.perf_counter() - began:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n-batches", type=int, help="batches per data set (default 10)")
@@ -689,6 +961,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", choices=["speed", "agreement"], help="run one of the two parts (default both)"
     )
+    parser.add_argument(
+        "--reference-tied",
+        action="store_true",
+        help="also time the reference baseline with a tied head, as published (slow)",
+    )
+    parser.add_argument(
+        "--ginc-trend-agreement",
+        action="store_true",
+        help="only the GINC trend agreement (one random mini probe, 64 x 128-token blocks)",
+    )
+    parser.add_argument(
+        "--ginc-mc-samples",
+        type=lambda text: [int(x) for x in text.split(",")],
+        help="sampled targets per position of the GINC Monte Carlo runs (default 1,4)",
+    )
+    parser.add_argument(
+        "--ginc-n-batches", type=int, help="batches per GINC trend set (default 32, as the test)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads everywhere (default 1)")
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--child", choices=["speed"], help=argparse.SUPPRESS)
@@ -710,10 +1000,13 @@ def main(argv: list[str] | None = None) -> None:
         "text_vocab": 2048,
         "floor_batches": 2,
         "threads": 1,
+        "ginc_mc_samples": [1, 4],
+        "ginc_n_batches": 32,
     }
     if args.quick:
         defaults.update(n_batches=4, batch_size=8, speed_batches=1, speed_batch_size=16,
-                        probe_tokens=102400)  # fmt: skip
+                        probe_tokens=102400, ginc_mc_samples=[1, 2],
+                        ginc_n_batches=8)  # fmt: skip
     for name, default in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -727,6 +1020,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.ginc_trend_agreement:
+        _ginc_trend_agreement(args)
+        return
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="divlab-bench-") as tmp:
         families, speed_data, missing = _families(args, Path(tmp))
@@ -739,6 +1035,9 @@ def main(argv: list[str] | None = None) -> None:
             + (f"; skipped: {', '.join(missing)}" if missing else "")
         )
         if args.only != "agreement":
+            if speed_data is None and not families:
+                sys.exit("--only speed times text batches: install a text corpus (" +
+                         ", ".join(missing) + ")")  # fmt: skip
             if speed_data is None:
                 speed_data = next(iter(families[0]["sets"].values()))
             print(f"speed (batches from {Path(speed_data).name}; each probe a fresh subprocess):")

@@ -595,12 +595,14 @@ app.add_typer(experiment_app, name="experiment")
 def experiment_run(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML), or its folder.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Experiment folder [runs/NAME].")
+        Path | None, typer.Option("--out", "-o", help="Experiment folder (default: runs/NAME).")
     ] = None,
     executor: Annotated[
         str | None, typer.Option(help="local or ray (overrides the spec's executor.kind).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Parallel runs [the spec's].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Parallel runs (default: the spec's executor.workers).")
+    ] = None,
     address: Annotated[str | None, typer.Option(help="ray: an existing cluster.")] = None,
     report: Annotated[bool, typer.Option(help="Build the HTML report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
