@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_ginc_sampler.py
 	$(BIN)/python bench/bench_train_loop.py
 	$(BIN)/python bench/bench_executors.py
+	$(BIN)/python bench/bench_minhash.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
