@@ -679,6 +679,54 @@ def report_command(
     console.print(f"[green]wrote[/] {build_report(folder)}")
 
 
+# ---- curation ------------------------------------------------------------------------
+curate_app = typer.Typer(help="Curate data sets into new folders (dedup).", no_args_is_help=True)
+app.add_typer(curate_app, name="curate")
+
+
+@curate_app.command("dedup")
+def curate_dedup(
+    data: Annotated[Path, typer.Argument(help="Data set folder (GINC or prepared text).")],
+    out: Annotated[Path, typer.Argument(help="New data set folder (the input is not touched).")],
+    method: Annotated[str, typer.Option(help="exact or near (MinHash-LSH).")] = "near",
+    preset: Annotated[
+        str | None, typer.Option(help="slimpajama (char 13-grams) or datatrove (word 5-grams).")
+    ] = None,
+    shingle: Annotated[str | None, typer.Option(help="char, word or token.")] = None,
+    n: Annotated[int | None, typer.Option(help="Shingle size.")] = None,
+    num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
+    threshold: Annotated[float, typer.Option(help="Jaccard threshold.")] = 0.8,
+    verify: Annotated[bool, typer.Option(help="Check candidate pairs by exact Jaccard.")] = False,
+    keep: Annotated[str, typer.Option(help="first or longest, per duplicate cluster.")] = "first",
+    split: Annotated[str, typer.Option(help="The split to deduplicate.")] = "train",
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Remove exact or near-duplicate documents; print what was kept and removed."""
+    from divlab.curate.dedup import dedup_dataset
+    from divlab.curate.minhash import PRESETS, MinHashSettings
+    from divlab.data.store import open_dataset
+
+    settings = None
+    if method == "near":
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ConfigError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
+            settings = PRESETS[preset]
+        else:
+            is_text = open_dataset(data).summary.get("kind") == "text"
+            kind = shingle or ("char" if is_text else "token")
+            if kind not in ("char", "word", "token"):
+                raise ConfigError(f"--shingle must be char, word or token, not {kind!r}")
+            size = n or {"char": 13, "word": 5, "token": 3}[kind]
+            settings = MinHashSettings(kind, size, num_perm, threshold)
+    report = dedup_dataset(data, out, method, settings, split, verify, keep, overwrite)
+    console.print(
+        f"[green]wrote[/] {out}: kept {report['kept']:,} of {report['documents_in']:,} "
+        f"documents, removed {report['removed']:,} in {report['duplicate_clusters']:,} "
+        f"duplicate clusters ({method}); details in {out}/curation/"
+    )
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,139 @@
+"""Exact and near-duplicate removal on a divlab data set (GINC tokens or prepared text).
+
+``dedup_dataset(data, out, ...)`` writes a NEW data set folder (the input is never
+modified): the chosen split keeps one document per duplicate cluster, the other splits,
+the tokenizer and the prompts are copied unchanged, ``summary.json`` records the new
+counts and the curation, and ``curation/`` says what was removed and why:
+
+    curation/removed.parquet   doc_id, cluster, kept_doc_id (the document it duplicates)
+    curation/report.json       method, settings, documents in / kept / removed, clusters
+
+* ``exact``: documents whose normalised text (or token ids) hash alike (xxhash 128-bit).
+* ``near``: MinHash-LSH clusters (``divlab.curate.minhash``), optionally checked by exact
+  Jaccard. Text data use character or word shingles of the ``text`` column; token data
+  (GINC) use token n-grams.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from divlab.curate.minhash import MinHashSettings, near_duplicates, normalise
+from divlab.errors import ConfigError, DataError
+from divlab.io import atomic_directory, write_json
+
+
+def exact_clusters(documents, normalise_text: bool = True) -> np.ndarray:
+    """A cluster id per document: equal ids for equal (normalised) content."""
+    import xxhash
+
+    keys = []
+    for document in documents:
+        if isinstance(document, str):
+            text = normalise(document) if normalise_text else document
+            keys.append(xxhash.xxh3_128_intdigest(text.encode("utf-8")))
+        else:
+            keys.append(xxhash.xxh3_128_intdigest(np.ascontiguousarray(document).tobytes()))
+    _, cluster = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    return cluster
+
+
+def _keep_first(cluster: np.ndarray) -> np.ndarray:
+    keep = np.zeros(len(cluster), dtype=bool)
+    _, first = np.unique(cluster, return_index=True)
+    keep[first] = True
+    return keep
+
+
+def dedup_dataset(
+    data: str | Path,
+    out: str | Path,
+    method: Literal["exact", "near"] = "near",
+    settings: MinHashSettings | None = None,
+    split: str = "train",
+    verify: bool = False,
+    keep: Literal["first", "longest"] = "first",
+    overwrite: bool = False,
+) -> dict:
+    """Deduplicate ``split`` of the data set ``data`` into a new folder ``out``."""
+    from divlab.data.store import open_dataset
+
+    dataset = open_dataset(data)
+    if Path(out).resolve() == dataset.path.resolve():
+        raise ConfigError("the output folder must differ from the input (never curate in place)")
+    table = dataset.table(split)
+    is_text = "text" in table.column_names
+    documents = table.column("text").to_pylist() if is_text else dataset.documents(split)
+    if not documents:
+        raise DataError(f"{dataset.path}:{split} has no documents to deduplicate")
+    if method == "exact":
+        cluster = exact_clusters(documents)
+        kept = _keep_first(cluster)
+        used = {"normalised": True}
+    elif method == "near":
+        settings = settings or (
+            MinHashSettings("char", 13) if is_text else MinHashSettings("token", 3)
+        )
+        if not is_text and settings.shingle != "token":
+            raise ConfigError("token data (GINC) need token shingles: use shingle 'token'")
+        if is_text and settings.shingle == "token":
+            raise ConfigError("text data need char or word shingles, not token shingles")
+        result = near_duplicates(documents, settings, verify=verify, keep=keep)
+        cluster, kept = result.cluster, result.keep
+        bands, rows = settings.band_shape()
+        used = {**asdict(settings), "bands": bands, "rows": rows, "verify": verify,
+                "keep": keep, "candidate_pairs": result.candidates}  # fmt: skip
+    else:
+        raise ConfigError(f"unknown dedup method {method!r}; use exact or near")
+
+    doc_ids = table.column("doc_id").to_numpy()
+    kept_of_cluster = {c: doc_ids[i] for i, c in enumerate(cluster) if kept[i]}
+    removed = pa.table({
+        "doc_id": doc_ids[~kept],
+        "cluster": cluster[~kept].astype(np.int64),
+        "kept_doc_id": np.array([kept_of_cluster[c] for c in cluster[~kept]], dtype=np.int64),
+    })  # fmt: skip
+    sizes = np.bincount(cluster)
+    report = {
+        "method": method,
+        "split": split,
+        "source": str(dataset.path),
+        "settings": used,
+        "documents_in": len(documents),
+        "kept": int(kept.sum()),
+        "removed": int((~kept).sum()),
+        "duplicate_clusters": int((sizes > 1).sum()),
+        "largest_cluster": int(sizes.max()),
+    }
+    summary = dict(dataset.summary)
+    summary["splits"] = dict(summary["splits"])
+    curated = table.filter(pa.array(kept))
+    lengths = pc.list_value_length(curated.column("tokens"))
+    summary["splits"][split] = {
+        **summary["splits"][split],
+        "n_docs": curated.num_rows,
+        "n_tokens": int(pc.sum(lengths).as_py() or 0),
+    }
+    summary["curation"] = [*summary.get("curation", []), report]
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        for item in dataset.path.iterdir():
+            if item.name in ("summary.json", f"{split}.parquet", "curation"):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name)
+            else:
+                shutil.copy2(item, tmp / item.name)
+        pq.write_table(curated, tmp / f"{split}.parquet", compression="zstd")
+        (tmp / "curation").mkdir()
+        pq.write_table(removed, tmp / "curation" / "removed.parquet")
+        write_json(tmp / "curation" / "report.json", report)
+        write_json(tmp / "summary.json", summary)  # last: the folder is complete
+    return report

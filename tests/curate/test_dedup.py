@@ -1,0 +1,111 @@
+"""dedup_dataset / `divlab curate dedup`: a new folder with the planted copies removed,
+the input untouched, and a report of what was removed and why."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from divlab.curate.dedup import dedup_dataset, exact_clusters
+from divlab.data.ginc import GincSpec, generate
+from divlab.data.store import open_dataset
+from divlab.errors import ConfigError
+
+from ..test_cli import run_cli
+
+
+def _ginc(path, edit_rate: float):
+    spec = {
+        "family": {"vocab_size": 50, "seed": 0},
+        "concepts": {"plan": "eval", "n_eval": 3},
+        "seed": 4,
+        "splits": {"train": {"n_docs": 300, "doc_length": 256, "oracle": False,
+                             "duplicates": {"fraction": 0.25, "edit_rate": edit_rate}},
+                   "eval": {"n_docs": 8, "doc_length": 256, "oracle": False}},
+        "prompts": None,
+    }  # fmt: skip
+    return generate(GincSpec.from_dict(spec), path)
+
+
+def _fingerprint(folder) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_exact_dedup_removes_exactly_the_planted_copies(tmp_path):
+    source = _ginc(tmp_path / "in", 0.0)
+    before = _fingerprint(source)
+    report = dedup_dataset(source, tmp_path / "out", method="exact")
+    assert _fingerprint(source) == before  # never modified in place
+    table = open_dataset(source).table("train").to_pandas()
+    copies = table[table.duplicate_of >= 0]
+    assert report["removed"] == len(copies) and report["kept"] == len(table) - len(copies)
+    curated = open_dataset(tmp_path / "out")
+    kept = curated.table("train").to_pandas()
+    sources = table.duplicate_of.where(table.duplicate_of >= 0, table.doc_id)
+    group = dict(zip(table.doc_id, sources, strict=True))
+    kept_groups = [group[d] for d in kept.doc_id]
+    assert sorted(kept_groups) == sorted(set(group.values()))  # one document per group
+    assert curated.summary["splits"]["train"]["n_docs"] == len(kept)
+    assert curated.summary["curation"][0]["method"] == "exact"
+    assert curated.table("eval").num_rows == 8  # other splits copied unchanged
+    removed = curated.path / "curation" / "removed.parquet"
+    import pandas as pd
+
+    removed = pd.read_parquet(removed)
+    # every removed document names the kept document it duplicates: its source or a twin
+    source_of = dict(zip(table.doc_id, table.duplicate_of, strict=True))
+    for row in removed.itertuples():
+        group = {row.doc_id, source_of[row.doc_id]} - {-1}
+        assert row.kept_doc_id in group or source_of.get(row.kept_doc_id) in group
+
+
+def test_near_dedup_on_ginc_and_the_cli(tmp_path):
+    source = _ginc(tmp_path / "in", 0.01)
+    exact = dedup_dataset(source, tmp_path / "exact", method="exact")
+    table = open_dataset(source).table("train").to_pandas()
+    unedited = ((table.duplicate_of >= 0) & (table.n_duplicate_edits == 0)).sum()
+    assert exact["removed"] == unedited  # only copies that drew no substitution
+    result = run_cli("curate", "dedup", str(source), str(tmp_path / "near"), "--verify")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "near" / "curation" / "report.json").read_text())
+    planted = (table.duplicate_of >= 0).sum()
+    assert report["settings"]["shingle"] == "token" and report["settings"]["verify"]
+    assert abs(report["removed"] - planted) <= 0.05 * planted
+    assert f"removed {report['removed']:,}" in result.stdout
+
+
+def test_text_data_and_bad_input(tmp_path):
+    from divlab.data.text import prepare_text
+
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+    ]
+    docs = [" ".join(words[i:] + words[:i]) * 3 for i in range(len(words))]
+    rows = [*docs, docs[0].upper() + "!", docs[1]]  # a normalised copy and an exact one
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": t}) for t in rows) + "\n")
+    data = prepare_text(corpus, tmp_path / "text", vocab_size=300, eval_docs=0)
+    report = dedup_dataset(data, tmp_path / "dedup", method="exact")
+    assert report["removed"] == 2 and report["kept"] == len(docs)
+    assert len(set(exact_clusters(rows))) == len(docs)
+    with pytest.raises(ConfigError, match="must differ from the input"):
+        dedup_dataset(data, data)
+    result = run_cli("curate", "dedup", str(data), str(tmp_path / "x"), "--shingle", "token")
+    assert result.returncode == 2 and "not token shingles" in result.stderr
