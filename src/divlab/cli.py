@@ -727,6 +727,35 @@ def curate_dedup(
     )
 
 
+@curate_app.command("ppl-filter")
+def curate_ppl_filter(
+    data: Annotated[Path, typer.Argument(help="Data set folder (GINC or prepared text).")],
+    out: Annotated[Path, typer.Argument(help="New data set folder (the input is not touched).")],
+    model: Annotated[Path, typer.Option(help="Scoring model: a divlab checkpoint or HF folder.")],
+    keep_low: Annotated[float, typer.Option(help="Lower end of the kept band.")] = 0.0,
+    keep_high: Annotated[float, typer.Option(help="Upper end of the kept band.")] = 0.9,
+    absolute: Annotated[
+        bool, typer.Option(help="The band is in perplexity, not in quantiles.")
+    ] = False,
+    split: Annotated[str, typer.Option(help="The split to filter.")] = "train",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Keep the documents whose perplexity under MODEL lies in a band (quantiles by
+    default: 0.0..0.9 drops the 10 % least likely)."""
+    from divlab.curate.perplexity import perplexity_filter
+
+    report = perplexity_filter(
+        data, out, model, keep_low, keep_high, absolute, split, device, overwrite
+    )
+    low, high = report["settings"]["band"]
+    console.print(
+        f"[green]wrote[/] {out}: kept {report['kept']:,} of {report['documents_in']:,} "
+        f"documents with perplexity in [{low:.3g}, {high:.3g}], removed {report['removed']:,}; "
+        f"details in {out}/curation/"
+    )
+
+
 def main() -> None:
     try:
         app()

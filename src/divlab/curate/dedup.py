@@ -53,66 +53,18 @@ def _keep_first(cluster: np.ndarray) -> np.ndarray:
     return keep
 
 
-def dedup_dataset(
-    data: str | Path,
+def write_curated(
+    dataset,
+    split: str,
+    table: pa.Table,
+    kept: np.ndarray,
+    removed: pa.Table,
+    report: dict,
     out: str | Path,
-    method: Literal["exact", "near"] = "near",
-    settings: MinHashSettings | None = None,
-    split: str = "train",
-    verify: bool = False,
-    keep: Literal["first", "longest"] = "first",
-    overwrite: bool = False,
-) -> dict:
-    """Deduplicate ``split`` of the data set ``data`` into a new folder ``out``."""
-    from divlab.data.store import open_dataset
-
-    dataset = open_dataset(data)
-    if Path(out).resolve() == dataset.path.resolve():
-        raise ConfigError("the output folder must differ from the input (never curate in place)")
-    table = dataset.table(split)
-    is_text = "text" in table.column_names
-    documents = table.column("text").to_pylist() if is_text else dataset.documents(split)
-    if not documents:
-        raise DataError(f"{dataset.path}:{split} has no documents to deduplicate")
-    if method == "exact":
-        cluster = exact_clusters(documents)
-        kept = _keep_first(cluster)
-        used = {"normalised": True}
-    elif method == "near":
-        settings = settings or (
-            MinHashSettings("char", 13) if is_text else MinHashSettings("token", 3)
-        )
-        if not is_text and settings.shingle != "token":
-            raise ConfigError("token data (GINC) need token shingles: use shingle 'token'")
-        if is_text and settings.shingle == "token":
-            raise ConfigError("text data need char or word shingles, not token shingles")
-        result = near_duplicates(documents, settings, verify=verify, keep=keep)
-        cluster, kept = result.cluster, result.keep
-        bands, rows = settings.band_shape()
-        used = {**asdict(settings), "bands": bands, "rows": rows, "verify": verify,
-                "keep": keep, "candidate_pairs": result.candidates}  # fmt: skip
-    else:
-        raise ConfigError(f"unknown dedup method {method!r}; use exact or near")
-
-    doc_ids = table.column("doc_id").to_numpy()
-    kept_of_cluster = {c: doc_ids[i] for i, c in enumerate(cluster) if kept[i]}
-    removed = pa.table({
-        "doc_id": doc_ids[~kept],
-        "cluster": cluster[~kept].astype(np.int64),
-        "kept_doc_id": np.array([kept_of_cluster[c] for c in cluster[~kept]], dtype=np.int64),
-    })  # fmt: skip
-    sizes = np.bincount(cluster)
-    report = {
-        "method": method,
-        "split": split,
-        "source": str(dataset.path),
-        "settings": used,
-        "documents_in": len(documents),
-        "kept": int(kept.sum()),
-        "removed": int((~kept).sum()),
-        "duplicate_clusters": int((sizes > 1).sum()),
-        "largest_cluster": int(sizes.max()),
-    }
+    overwrite: bool,
+) -> None:
+    """A new data set folder: ``split`` filtered to ``kept``, everything else copied, the
+    curation recorded in ``summary.json`` and ``curation/`` (shared by every method)."""
     summary = dict(dataset.summary)
     summary["splits"] = dict(summary["splits"])
     curated = table.filter(pa.array(kept))
@@ -136,4 +88,79 @@ def dedup_dataset(
         pq.write_table(removed, tmp / "curation" / "removed.parquet")
         write_json(tmp / "curation" / "report.json", report)
         write_json(tmp / "summary.json", summary)  # last: the folder is complete
+
+
+def open_for_curation(data, out, split: str):
+    from divlab.data.store import open_dataset
+
+    dataset = open_dataset(data)
+    if Path(out).resolve() == dataset.path.resolve():
+        raise ConfigError("the output folder must differ from the input (never curate in place)")
+    return dataset, dataset.table(split)
+
+
+def dedup_dataset(
+    data: str | Path,
+    out: str | Path,
+    method: Literal["exact", "near"] = "near",
+    settings: MinHashSettings | None = None,
+    split: str = "train",
+    verify: bool = False,
+    keep: Literal["first", "longest"] = "first",
+    overwrite: bool = False,
+) -> dict:
+    """Deduplicate ``split`` of the data set ``data`` into a new folder ``out``."""
+    dataset, table = open_for_curation(data, out, split)
+    is_text = "text" in table.column_names
+    documents = table.column("text").to_pylist() if is_text else dataset.documents(split)
+    if not documents:
+        raise DataError(f"{dataset.path}:{split} has no documents to deduplicate")
+    if method == "exact":
+        cluster = exact_clusters(documents)
+        kept = _keep_first(cluster)
+        used = {"normalised": True}
+    elif method == "near":
+        settings = settings or (
+            MinHashSettings("char", 13) if is_text else MinHashSettings("token", 3)
+        )
+        if not is_text and settings.shingle != "token":
+            raise ConfigError("token data (GINC) need token shingles: use shingle 'token'")
+        if is_text and settings.shingle == "token":
+            raise ConfigError("text data need char or word shingles, not token shingles")
+        result = near_duplicates(documents, settings, verify=verify, keep=keep)
+        cluster, kept = result.cluster, result.keep
+        bands, rows = settings.band_shape()
+        used = {
+            **asdict(settings),
+            "bands": bands,
+            "rows": rows,
+            "verify": verify,
+            "keep": keep,
+            "candidate_pairs": result.candidates,
+        }
+    else:
+        raise ConfigError(f"unknown dedup method {method!r}; use exact or near")
+
+    doc_ids = table.column("doc_id").to_numpy()
+    kept_of_cluster = {c: doc_ids[i] for i, c in enumerate(cluster) if kept[i]}
+    removed = pa.table(
+        {
+            "doc_id": doc_ids[~kept],
+            "cluster": cluster[~kept].astype(np.int64),
+            "kept_doc_id": np.array([kept_of_cluster[c] for c in cluster[~kept]], dtype=np.int64),
+        }
+    )
+    sizes = np.bincount(cluster)
+    report = {
+        "method": method,
+        "split": split,
+        "source": str(dataset.path),
+        "settings": used,
+        "documents_in": len(documents),
+        "kept": int(kept.sum()),
+        "removed": int((~kept).sum()),
+        "duplicate_clusters": int((sizes > 1).sum()),
+        "largest_cluster": int(sizes.max()),
+    }
+    write_curated(dataset, split, table, kept, removed, report, out, overwrite)
     return report

@@ -1,0 +1,90 @@
+"""Perplexity filtering: score every document with a causal LM and keep a band.
+
+The data-engine step "train a small model -> score -> filter -> retrain": any divlab
+checkpoint or HF causal-LM folder with the data's vocabulary scores each document's
+perplexity (exp of its mean token NLL, ``divlab.evaluate.loss.token_nll``); the filter
+keeps the documents whose perplexity lies in a quantile band (``keep_low``..``keep_high``
+of the distribution, e.g. 0.0..0.9 drops the 10 % least likely: noise) or an absolute
+range. ``curation/removed.parquet`` lists every dropped document with its perplexity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from divlab.curate.dedup import open_for_curation, write_curated
+from divlab.errors import ConfigError
+
+
+def document_perplexities(
+    model, documents: list[np.ndarray], prefix_id: int, context: int, batch_size: int = 16
+) -> np.ndarray:
+    from divlab.evaluate.loss import token_nll
+
+    nll = token_nll(model, documents, prefix_id, context, batch_size)
+    return np.array([np.exp(n.mean()) if len(n) else np.nan for n in nll])
+
+
+def perplexity_filter(
+    data: str | Path,
+    out: str | Path,
+    model: str | Path,
+    keep_low: float = 0.0,
+    keep_high: float = 0.9,
+    absolute: bool = False,
+    split: str = "train",
+    device: str = "auto",
+    overwrite: bool = False,
+) -> dict:
+    """Keep the documents of ``split`` whose perplexity under ``model`` is in the band:
+    quantiles ``[keep_low, keep_high]`` of the scores, or (``absolute``) that range of
+    perplexities. Writes a new data set folder ``out``; returns the report."""
+    from divlab.devices import resolve_device
+    from divlab.evaluate.checkpoint import check_vocabulary
+    from divlab.train.checkpoint import load_model
+
+    if keep_low >= keep_high or (not absolute and not 0.0 <= keep_low < keep_high <= 1.0):
+        raise ConfigError(
+            f"keep band [{keep_low}, {keep_high}] must be increasing (and within [0, 1] for "
+            "quantiles)"
+        )
+    dataset, table = open_for_curation(data, out, split)
+    check_vocabulary(Path(model), dataset)
+    lm = load_model(model, str(resolve_device(device)))
+    documents = dataset.documents(split)
+    context = int(getattr(lm.config, "max_position_embeddings", 1024))
+    scores = document_perplexities(lm, documents, dataset.eos_token_id, context)
+    low, high = (keep_low, keep_high) if absolute else np.quantile(scores, [keep_low, keep_high])
+    kept = (scores >= low) & (scores <= high)
+    doc_ids = table.column("doc_id").to_numpy()
+    removed = pa.table(
+        {
+            "doc_id": doc_ids[~kept],
+            "perplexity": scores[~kept],
+            "reason": ["below band" if s < low else "above band" for s in scores[~kept]],
+        }
+    )
+    report = {
+        "method": "perplexity",
+        "split": split,
+        "source": str(dataset.path),
+        "settings": {
+            "model": str(model),
+            "keep_low": keep_low,
+            "keep_high": keep_high,
+            "absolute": absolute,
+            "band": [float(low), float(high)],
+        },
+        "documents_in": len(documents),
+        "kept": int(kept.sum()),
+        "removed": int((~kept).sum()),
+        "perplexity_quantiles": {
+            str(q): float(v)
+            for q, v in zip((0.1, 0.5, 0.9), np.quantile(scores, [0.1, 0.5, 0.9]), strict=True)
+        },
+    }
+    write_curated(dataset, split, table, kept, removed, report, out, overwrite)
+    return report
