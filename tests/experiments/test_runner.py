@@ -175,3 +175,43 @@ def test_the_runner_leaves_the_callers_torch_threads_alone(tiny_experiment):
     before = torch.get_num_threads()
     run_experiment(ExperimentSpec.from_dict(tiny_spec()), out, progress=False, report=False)
     assert torch.get_num_threads() == before == 1  # tests/conftest.py pins one thread
+
+
+def test_curation_arms_train_on_curated_versions_of_the_same_data(tmp_path):
+    """Plan 'sets' with raw / exact-dedup / perplexity-filtered arms of ONE noisy,
+    duplicated training set: same budget (fair), curated data written beside the raw."""
+    from divlab.data.store import open_dataset
+
+    knobs = {"noise": {"fraction": 0.3, "rate": 0.5}, "duplicates": {"fraction": 0.3}}
+    concepts = {"plan": "ids", "ids": [0, 1]}
+    plan = {
+        "kind": "sets",
+        "sets": [
+            {"name": "raw", "concepts": concepts, **knobs},
+            {"name": "exact", "concepts": concepts, **knobs, "curate": {"method": "exact"}},
+            {
+                "name": "ppl",
+                "concepts": concepts,
+                **knobs,
+                "curate": {"method": "perplexity", "keep_high": 0.7},
+            },
+        ],
+    }
+    spec = tiny_spec(
+        plan=plan, seeds=[0], probe={"source": "trained", "preset": "tiny", "token_budget": 16384}
+    )
+    out = tmp_path / "arms"
+    result = run_experiment(ExperimentSpec.from_dict(spec), out, progress=False, report=False)
+    assert result["finished"] == 3
+    table = _table(out).set_index("condition")
+    assert table.tokens.nunique() == 1  # the same budget for every arm
+    conditions = json.loads((out / "experiment.json").read_text())["conditions"]
+    data = {c["name"]: open_dataset(c["data"]).table("train").to_pandas() for c in conditions}
+    raw, exact, ppl = data["raw"], data["exact"], data["ppl"]
+    group = dict(
+        zip(raw.doc_id, raw.duplicate_of.where(raw.duplicate_of >= 0, raw.doc_id), strict=True)
+    )  # a copy's group is its source
+    assert (raw.duplicate_of >= 0).sum() > 0
+    kept_groups = [group[d] for d in exact.doc_id]
+    assert len(kept_groups) == len(set(kept_groups)) == (raw.duplicate_of < 0).sum()
+    assert ppl.noise.mean() < raw.noise.mean() / 2  # the filter removed most noisy docs

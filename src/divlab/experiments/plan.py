@@ -42,10 +42,17 @@ class Condition:
     n_concepts: int | None = None
     base_condition: str | None = None
     train_overrides: dict = field(default_factory=dict)
+    curation: dict | None = None  # a CurationSpec dump: applied to the data before training
 
     @property
     def id(self) -> str:
-        return f"{self.name}-{stable_hash(self.data, 8)}"
+        key = self.data if self.curation is None else [self.data, self.curation]
+        return f"{self.name}-{stable_hash(key, 8)}"
+
+    @property
+    def raw_id(self) -> str:
+        """The uncurated data's id (shared by every arm curated from the same data)."""
+        return f"raw-{stable_hash(self.data, 8)}"
 
     @property
     def is_text(self) -> bool:
@@ -151,6 +158,7 @@ def conditions(spec: ExperimentSpec) -> list[Condition]:
                     entry.concepts.k_added if entry.concepts else 0,
                     n_concepts,
                     train_overrides=entry.train or {},
+                    curation=entry.curate.model_dump(mode="json") if entry.curate else None,
                 )
             )
     return out

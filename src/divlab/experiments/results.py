@@ -132,6 +132,8 @@ def consolidate(experiment, probe_info: dict | None = None, provenance: dict | N
                     "k_added": c.k_added,
                     "n_concepts": c.n_concepts,
                     "base_condition": c.base_condition,
+                    "curation": c.curation,
+                    "data": str(layout.data(c)),
                 }
                 for c in experiment.conditions
             ],

@@ -108,6 +108,10 @@ class Experiment:
             path = self.layout.data(condition)
             if (path / "summary.json").exists():
                 continue
+            if condition.curation is not None:  # the raw data now, curated after the probe
+                path = self.layout.root / "data" / condition.raw_id
+                if (path / "summary.json").exists():
+                    continue
             log(f"training set {condition.name} -> {path}")
             if condition.is_text:
                 from divlab.data.text import prepare_text
@@ -122,6 +126,45 @@ class Experiment:
                 )
             else:
                 generate(GincSpec.from_dict(condition.data), path, overwrite=True)
+
+    def curate_data(self, probe_info: dict, log=print) -> None:
+        """Curated arms: apply each condition's curation to its raw data (a new folder)."""
+        for condition in self.conditions:
+            curation, path = condition.curation, self.layout.data(condition)
+            if curation is None or (path / "summary.json").exists():
+                continue
+            raw = self.layout.root / "data" / condition.raw_id
+            log(f"curate {condition.name} ({curation['method']}) -> {path}")
+            if curation["method"] == "perplexity":
+                from divlab.curate.perplexity import perplexity_filter
+
+                model = probe_info["source"] if curation["model"] == "probe" else curation["model"]
+                if not Path(model).is_dir():
+                    raise ConfigError(
+                        f"set {condition.name!r}: the perplexity filter needs a model folder; "
+                        f"{model!r} is not one (use probe.source: trained or a checkpoint path)"
+                    )
+                perplexity_filter(
+                    raw,
+                    path,
+                    model,
+                    curation["keep_low"],
+                    curation["keep_high"],
+                    device=self.spec.device,
+                    overwrite=True,
+                )
+                continue
+            from divlab.curate.dedup import dedup_dataset
+            from divlab.curate.minhash import MinHashSettings
+
+            settings = None
+            if curation["method"] == "near":
+                shingle = curation["shingle"] or ("char" if condition.is_text else "token")
+                n = curation["n"] or {"char": 13, "word": 5, "token": 3}[shingle]
+                settings = MinHashSettings(shingle, n, threshold=curation["threshold"])
+            dedup_dataset(
+                raw, path, curation["method"], settings, verify=curation["verify"], overwrite=True
+            )
 
     def text_tokenizer(self) -> str:
         """The tokenizer of a real-text experiment: a path, or (``bpe:N``) the byte-level
@@ -294,6 +337,7 @@ def run_experiment(
     with torch_threads(available_cores()):  # the stages before the runs have the machine
         experiment.prepare_data(log)
         probe_info = experiment.prepare_probe(log)
+        experiment.curate_data(probe_info, log)
         experiment.measure(probe_info, log)
 
     pending = experiment.pending()

@@ -63,6 +63,21 @@ class TrainingDataSpec(Spec):
     seed: int = Field(2, ge=0, description="the training documents' seed")
 
 
+class CurationSpec(Spec):
+    """A curation applied to a training set before training (an experiment arm):
+    ``exact`` / ``near`` dedup, or a ``perplexity`` band under ``model`` (a checkpoint
+    path, or ``probe`` for the experiment's trained probe)."""
+
+    method: Literal["exact", "near", "perplexity"]
+    shingle: Literal["char", "word", "token"] | None = None
+    n: int | None = Field(None, ge=1)
+    threshold: float = Field(0.8, gt=0, lt=1)
+    verify: bool = False
+    model: str = "probe"
+    keep_low: float = Field(0.0, ge=0)
+    keep_high: float = Field(0.9, gt=0)
+
+
 class TrainingSetSpec(Spec):
     """One named training set of plan ``sets``: GINC concepts with their own knobs, or text."""
 
@@ -75,6 +90,7 @@ class TrainingSetSpec(Spec):
     duplicates: DuplicateSpec | None = None
     n_tokens: int | None = Field(None, ge=1)
     train: dict | None = Field(None, description="TrainSpec overrides: unfair, see fairness")
+    curate: CurationSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TrainingSetSpec:
