@@ -73,11 +73,13 @@ machine).
 
 Run::
 
-    python bench/bench_task2vec.py                  # about 10 minutes on 2 CPU cores
+    python bench/bench_task2vec.py                  # about 8 minutes on 2 CPU cores
     python bench/bench_task2vec.py --quick          # smoke run, 1-2 minutes
     python bench/bench_task2vec.py --n-batches 20 --batch-size 32 --no-smollm2
-    python bench/bench_task2vec.py --only speed     # speed only, about 4 minutes
-    python bench/bench_task2vec.py --ginc-trend-agreement   # GINC only, about 9 minutes
+    python bench/bench_task2vec.py --only speed     # speed only, about 5 minutes
+    python bench/bench_task2vec.py --only speed --reference-tied   # + 2 minutes
+    python bench/bench_task2vec.py --ginc-trend-agreement   # GINC only, about 10 minutes
+    python bench/bench_task2vec.py --ginc-trend-agreement --ginc-mc-samples 1,4,8  # 21 min
 """
 
 from __future__ import annotations
@@ -556,7 +558,7 @@ def _print_speed(r: dict, finetune_epochs: int) -> None:
         TIED: f"reference baseline, tied head, {ft}",
     }
     for method in runs:
-        line = f"    {labels[method]:<46} {median(method):7.2f} s"
+        line = f"    {labels[method]:<51} {median(method):7.2f} s"
         if method != "forward":
             line += f"  = {breakdown(method)}"
         print(line)
@@ -766,7 +768,7 @@ def _concordance(rows: list[dict]) -> tuple[int, int, int, int]:
 # ---- GINC trend agreement ---------------------------------------------------------------------
 
 
-def _ginc_trend_set(folder: Path, vocab: int, k: int, n_tokens: int):
+def _ginc_trend_set(folder: Path, vocab: int, k: int, n_tokens: int, seed: int):
     """A nested ``k``-concept set of the 64-concept vocab-``vocab`` family, in just enough
     10,240-token documents for ``n_tokens`` tokens of batches (as the trend test)."""
     from divlab.data.ginc import GincSpec, generate
@@ -776,7 +778,7 @@ def _ginc_trend_set(folder: Path, vocab: int, k: int, n_tokens: int):
         {
             "family": {"vocab_size": vocab, "n_values": 10, "n_slots": 10, "seed": 0},
             "concepts": {"plan": "nested", "n_eval": 64, "k": k},
-            "seed": SEED,
+            "seed": seed,
             "splits": {
                 "train": {"n_docs": -(-n_tokens // GINC_TREND_DOC_LENGTH),
                           "doc_length": GINC_TREND_DOC_LENGTH, "oracle": False},
@@ -804,15 +806,16 @@ def _ginc_trend_agreement(args) -> None:
     settings = DiversitySettings(
         estimator="closed-form", construction="blocks", n_batches=args.ginc_n_batches,
         batch_size=64, seq_len=128, finetune_epochs=2, finetune_lr=1e-2,
-        mc_minibatch=MC_MINIBATCH, seed=SEED,
+        mc_minibatch=MC_MINIBATCH, seed=args.ginc_seed,
     )  # fmt: skip
     n_tokens = settings.n_batches * settings.batch_size * settings.seq_len
     with tempfile.TemporaryDirectory(prefix="divlab-bench-ginc-") as tmp:
-        data = {cell: _ginc_trend_set(Path(tmp), *cell, n_tokens) for cell in cells}
+        data = {cell: _ginc_trend_set(Path(tmp), *cell, n_tokens, args.ginc_seed)
+                for cell in cells}  # fmt: skip
         documents = {cell: d.documents("train") for cell, d in data.items()}
         tokenizer = data[max(cells)].summary["tokenizer"]  # the largest vocabulary's
     probe = load_probe("random:mini", vocab_size=tokenizer["vocab_size"], special=tokenizer,
-                       device="cpu", seed=SEED)  # fmt: skip
+                       device="cpu", seed=args.ginc_seed)  # fmt: skip
     eos = tokenizer["eos_token_id"]  # smaller vocabularies: their symbols, the probe's <eos>
     model = probe.model
     head_module = model.get_output_embeddings()
@@ -823,7 +826,8 @@ def _ginc_trend_agreement(args) -> None:
         f"tokens, construction blocks, {GINC_TREND_DOC_LENGTH:,}-token documents; head "
         f"fine-tune {settings.finetune_epochs} epochs AdamW lr {settings.finetune_lr:g} on "
         f"cached features in both estimators; Monte Carlo in minibatches of {MC_MINIBATCH}, "
-        f"s = sampled targets per position; data ready in {time.perf_counter() - began:.0f} s"
+        f"s = sampled targets per position; seed {args.ginc_seed} (data, probe, batches); data "
+        f"ready in {time.perf_counter() - began:.0f} s"
     )
     variants = ["closed-form"]
     for s in args.ginc_mc_samples:
@@ -872,6 +876,7 @@ def _ginc_trend_agreement(args) -> None:
                 floors[variant][cell] = float(np.mean([
                     distance(first[a[0]], a[column], kind=settings.distance) for a in again
                 ]))  # fmt: skip
+        print(f"  ... {cell}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
 
     def name(cell):
         return f"v{cell[0]} k={cell[1]}"
@@ -979,6 +984,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ginc-n-batches", type=int, help="batches per GINC trend set (default 32, as the test)"
     )
+    parser.add_argument(
+        "--ginc-seed", type=int, help="seed of the GINC trend data, probe and batches (default 0)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads everywhere (default 1)")
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--child", choices=["speed"], help=argparse.SUPPRESS)
@@ -1002,6 +1010,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": 1,
         "ginc_mc_samples": [1, 4],
         "ginc_n_batches": 32,
+        "ginc_seed": 0,
     }
     if args.quick:
         defaults.update(n_batches=4, batch_size=8, speed_batches=1, speed_batch_size=16,
