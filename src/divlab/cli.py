@@ -756,6 +756,70 @@ def curate_ppl_filter(
     )
 
 
+EmbedderOption = Annotated[
+    str,
+    typer.Option(help="Text: a sentence-transformers folder or 'minilm'; GINC: a checkpoint."),
+]
+
+
+@curate_app.command("semdedup")
+def curate_semdedup(
+    data: Annotated[Path, typer.Argument(help="Data set folder (GINC or prepared text).")],
+    out: Annotated[Path, typer.Argument(help="New data set folder (the input is not touched).")],
+    embedder: EmbedderOption = "minilm",
+    clusters: Annotated[int, typer.Option(help="Spherical k-means clusters.")] = 20,
+    eps: Annotated[
+        float | None, typer.Option(help="Remove points with similarity > 1 - eps.")
+    ] = None,
+    ratio: Annotated[float | None, typer.Option(help="Or: keep this fraction.")] = None,
+    split: Annotated[str, typer.Option(help="The split to curate.")] = "train",
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """SemDeDup: drop semantic near-duplicates within embedding clusters."""
+    from divlab.curate.semantic import semantic_dataset
+
+    report = semantic_dataset(
+        data, out, "semdedup", embedder, clusters, eps, ratio, split=split, overwrite=overwrite
+    )
+    _print_curation(out, report)
+
+
+@curate_app.command("d4")
+def curate_d4(
+    data: Annotated[Path, typer.Argument(help="Data set folder (GINC or prepared text).")],
+    out: Annotated[Path, typer.Argument(help="New data set folder (the input is not touched).")],
+    embedder: EmbedderOption = "minilm",
+    clusters: Annotated[int, typer.Option(help="Spherical k-means clusters.")] = 20,
+    r_dedup: Annotated[float, typer.Option(help="Fraction kept by the SemDeDup step.")] = 0.75,
+    r_proto: Annotated[float, typer.Option(help="Fraction of the data finally kept.")] = 0.5,
+    split: Annotated[str, typer.Option(help="The split to curate.")] = "train",
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """D4: SemDeDup, re-cluster, then drop the most prototypical documents."""
+    from divlab.curate.semantic import semantic_dataset
+
+    report = semantic_dataset(
+        data,
+        out,
+        "d4",
+        embedder,
+        clusters,
+        r_dedup=r_dedup,
+        r_proto=r_proto,
+        split=split,
+        overwrite=overwrite,
+    )
+    _print_curation(out, report)
+
+
+def _print_curation(out: Path, report: dict) -> None:
+    console.print(
+        f"[green]wrote[/] {out}: kept {report['kept']:,} of {report['documents_in']:,} "
+        f"documents, removed {report['removed']:,} ({report['method']}); details in "
+        f"{out}/curation/"
+    )
+
+
 def main() -> None:
     try:
         app()
