@@ -169,3 +169,18 @@ def test_bad_input_is_refused_clearly():
         signatures([np.arange(10)], MinHashSettings("char", 5))
     with pytest.raises(ConfigError, match="keep policy"):
         near_duplicates(["a b c"], MinHashSettings("word", 1), keep="random")
+
+
+def test_normalise_fast_path_equals_the_regex_recipe():
+    import re
+
+    from divlab.curate.minhash import normalise
+
+    def recipe(text: str) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
+
+    rng = np.random.default_rng(0)
+    alphabet = [chr(c) for c in range(128)] + ["é", "Ü", "\u2014", "\u2019", "\u00a0"]
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet, size=80))
+        assert normalise(text) == recipe(text)

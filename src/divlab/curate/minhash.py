@@ -96,16 +96,24 @@ def _ngram_hashes(units: np.ndarray, n: int) -> np.ndarray:
 
 
 _PUNCTUATION = re.compile(r"[^\w\s]")
-_SPACE = re.compile(r"\s+")
+
+
+# ASCII punctuation and symbols (what [^\w\s] removes from ASCII text), for str.translate
+_ASCII_DROP = {
+    c: None for c in range(128) if not (chr(c).isalnum() or chr(c) == "_" or chr(c).isspace())
+}
 
 
 def normalise(text: str, lowercase: bool = True, strip_punctuation: bool = True) -> str:
-    text = unicodedata.normalize("NFC", text)
+    """NFC, lower-case, punctuation and symbols removed, whitespace collapsed (SlimPajama).
+    ASCII text takes a translate-table fast path (same result as the regex)."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
     if lowercase:
         text = text.lower()
     if strip_punctuation:
-        text = _PUNCTUATION.sub("", text)
-    return _SPACE.sub(" ", text).strip()
+        text = text.translate(_ASCII_DROP) if text.isascii() else _PUNCTUATION.sub("", text)
+    return " ".join(text.split())
 
 
 def shingle_hashes(document, settings: MinHashSettings, distinct: bool = True) -> np.ndarray:
