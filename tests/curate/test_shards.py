@@ -33,7 +33,7 @@ def shards(tmp_path):
 def test_local_finds_cross_shard_duplicates_and_a_relaunch_skips_finished_shards(shards, tmp_path):
     out = tmp_path / "out"
     report = near_dedup_shards(shards, out, SETTINGS)
-    assert report == {"shards": 3, "signed_now": 3, "documents": 120, "kept": 110, "removed": 10}
+    assert report == {"shards": 3, "processed_now": 3, "documents": 120, "kept": 110, "removed": 10}
     kept = pq.read_table(out / "kept.parquet").to_pandas()
     removed = kept[~kept.keep]
     assert set(removed.shard) == {"part-1.parquet"} and set(removed.row) == set(range(30, 40))
@@ -41,7 +41,7 @@ def test_local_finds_cross_shard_duplicates_and_a_relaunch_skips_finished_shards
     (out / "signatures" / "part-2.parquet").unlink()
     before = {p.name: p.stat().st_mtime_ns for p in (out / "signatures").iterdir()}
     again = near_dedup_shards(shards, out, SETTINGS)
-    assert again["signed_now"] == 1 and again["kept"] == 110
+    assert again["processed_now"] == 1 and again["kept"] == 110
     after = {p.name: p.stat().st_mtime_ns for p in (out / "signatures").iterdir()}
     assert all(after[name] == mtime for name, mtime in before.items())
 
@@ -59,3 +59,33 @@ def test_ray_data_keeps_the_same_documents_as_local(shards, tmp_path):
     local = pq.read_table(tmp_path / "local" / "kept.parquet").to_pandas()
     remote = pq.read_table(tmp_path / "ray" / "kept.parquet").to_pandas()
     assert local.equals(remote)
+
+
+@pytest.mark.slow
+def test_semdedup_over_shards_local_and_ray_agree(tmp_path):
+    pytest.importorskip("faiss")
+    pytest.importorskip("sentence_transformers")
+    ray = pytest.importorskip("ray")
+    from divlab.curate.shards import semdedup_shards
+
+    texts = [
+        f"The {animal} sat by the {place} at {time}."
+        for animal in ("cat", "dog", "horse", "bird")
+        for place in ("river", "gate", "hill")
+        for time in ("dawn", "noon", "dusk")
+    ]
+    copies = [t.upper() for t in texts[:6]]
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": texts[:20]}), folder / "a.parquet")
+    pq.write_table(pa.table({"text": texts[20:] + copies}), folder / "b.parquet")
+    local = semdedup_shards(folder, tmp_path / "local", n_clusters=4, ratio=36 / 42)
+    assert local["removed"] == 6 and local["processed_now"] == 2
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        semdedup_shards(folder, tmp_path / "ray", n_clusters=4, ratio=36 / 42, executor="ray")
+    finally:
+        ray.shutdown()
+    a = pq.read_table(tmp_path / "local" / "kept.parquet").to_pandas()
+    b = pq.read_table(tmp_path / "ray" / "kept.parquet").to_pandas()
+    assert a.keep.tolist() == b.keep.tolist()

@@ -1,17 +1,20 @@
-"""Near-dedup over a folder of Parquet shards, locally or on Ray Data.
+"""Curation over a folder of Parquet shards, locally or on Ray Data.
 
-Stage 1 (parallel, per shard): MinHash signatures of every document of the shard, written
-to ``OUT/signatures/<shard>.parquet`` through a temporary name and a rename — the file's
+The per-document work runs per shard, in parallel: MinHash signatures (near dedup) or
+sentence embeddings (SemDeDup). Each shard's result is written to
+``OUT/<stage>/<shard>.parquet`` through a temporary name and a rename — the file's
 presence is the shard's completion marker, so a relaunch skips finished shards and redoes
-only a shard that was killed. On Ray, each shard is read and signed by Ray Data
-(``read_parquet`` + ``map_batches``). Stage 2 (one node): the LSH edge list and clusters
-from the small signature table, and ``OUT/kept.parquet`` (shard, row, cluster, keep).
-Both executors give the same kept set (tests/curate/test_shards.py).
+only one that was killed. On Ray, a shard is read and processed by Ray Data
+(``read_parquet`` + ``map_batches``). The global step runs on one node from the small
+per-document table: LSH edges and clusters, or k-means and SemDeDup. The result is
+``OUT/kept.parquet`` (shard, row, cluster, keep); both executors give the same kept set
+(tests/curate/test_shards.py).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -40,26 +43,24 @@ def _documents(table: pa.Table, field: str, settings: MinHashSettings) -> list:
 
 
 def signature_table(table: pa.Table, field: str, settings: MinHashSettings) -> pa.Table:
-    """(row, signature) of every document of ``table``; signatures as a fixed-size list."""
+    """The MinHash signature of every document of ``table`` (a fixed-size list column)."""
     hasher = MinHasher(settings.num_perm, settings.seed)
-    documents = _documents(table, field, settings)
-    sigs = (
-        np.stack([hasher.signature(shingle_hashes(d, settings, distinct=False)) for d in documents])
-        if documents
-        else np.empty((0, settings.num_perm))
-    )
-    flat = pa.array(sigs.astype(np.uint32).ravel())
+    sigs = [
+        hasher.signature(shingle_hashes(d, settings, distinct=False))
+        for d in _documents(table, field, settings)
+    ]
+    flat = np.asarray(sigs, dtype=np.uint32).reshape(-1)
     return pa.table(
-        {
-            "row": pa.array(np.arange(len(documents), dtype=np.int64)),
-            "signature": pa.FixedSizeListArray.from_arrays(flat, settings.num_perm),
-        }
+        {"signature": pa.FixedSizeListArray.from_arrays(pa.array(flat), settings.num_perm)}
     )
 
 
-def _signature_batch(batch: pa.Table, field: str, settings: MinHashSettings) -> pa.Table:
-    out = signature_table(batch, field, settings)
-    return out.drop(["row"]).append_column("n", pa.array(np.ones(batch.num_rows, np.int8)))
+def _matrix(parts: list[pa.Table], column: str, dtype) -> np.ndarray:
+    rows = [
+        np.asarray(p.column(column).combine_chunks().flatten()).reshape(p.num_rows, -1)
+        for p in parts
+    ]
+    return np.concatenate(rows).astype(dtype)
 
 
 def _write_atomically(table: pa.Table, path: Path) -> None:
@@ -68,39 +69,65 @@ def _write_atomically(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def sign_shard(
-    shard: Path, out: Path, field: str, settings: MinHashSettings, executor: str
+def _per_shard(
+    shard: Path,
+    target: Path,
+    compute: Callable[[pa.Table], pa.Table],
+    columns: list[str],
+    executor: str,
 ) -> bool:
-    """Stage 1 for one shard; False if its signatures were already there."""
-    target = out / "signatures" / f"{shard.stem}.parquet"
+    """One stage on one shard: ``compute`` over its rows, written to ``target`` (the
+    completion marker). False if ``target`` was already there."""
     if target.exists():
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     if executor == "ray":
         import ray
 
-        columns = ["tokens"] if settings.shingle == "token" else [field]
         dataset = ray.data.read_parquet(str(shard)).select_columns(columns)
-        signed = dataset.map_batches(
-            _signature_batch,
-            batch_format="pyarrow",
-            fn_kwargs={"field": field, "settings": settings},
-        )
-        tables = [t for t in ray.get(signed.to_arrow_refs()) if t.num_rows]
-        merged = pa.concat_tables(tables) if tables else None
-        n = merged.num_rows if merged is not None else 0
-        table = pa.table(
-            {
-                "row": pa.array(np.arange(n, dtype=np.int64)),
-                "signature": merged.column("signature")
-                if merged is not None
-                else pa.array([], pa.list_(pa.uint32(), settings.num_perm)),
-            }
-        )
+        mapped = dataset.map_batches(compute, batch_format="pyarrow")
+        tables = [t for t in ray.get(mapped.to_arrow_refs()) if t.num_rows]
+        table = pa.concat_tables(tables) if tables else compute(pq.read_table(shard).slice(0, 0))
     else:
-        table = signature_table(pq.read_table(shard), field, settings)
+        table = compute(pq.read_table(shard, columns=columns))
+    table = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     _write_atomically(table, target)
     return True
+
+
+def _prepare(shards, out, executor: str) -> tuple[list[Path], Path]:
+    if isinstance(shards, str | Path) and Path(shards).is_dir():
+        shards = sorted(Path(shards).glob("*.parquet"))
+    shards = [Path(s) for s in shards]
+    if not shards:
+        raise DataError("no Parquet shards to curate")
+    if executor == "ray":
+        from divlab.experiments.executors import require_ray
+
+        ray = require_ray()
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+    return shards, Path(out)
+
+
+def _finish(out: Path, shards: list[Path], parts: list[pa.Table], cluster, keep, done) -> dict:
+    shard_of = np.concatenate([np.full(p.num_rows, i) for i, p in enumerate(parts)])
+    kept = pa.table(
+        {
+            "shard": [shards[i].name for i in shard_of],
+            "row": np.concatenate([p.column("row").to_numpy() for p in parts]),
+            "cluster": np.asarray(cluster, dtype=np.int64),
+            "keep": keep,
+        }
+    )
+    _write_atomically(kept, out / "kept.parquet")
+    return {
+        "shards": len(shards),
+        "processed_now": int(sum(done)),
+        "documents": len(keep),
+        "kept": int(keep.sum()),
+        "removed": int((~keep).sum()),
+    }
 
 
 def near_dedup_shards(
@@ -110,50 +137,54 @@ def near_dedup_shards(
     field: str = "text",
     executor: Literal["local", "ray"] = "local",
 ) -> dict:
-    """Near-dedup across all ``shards`` (a folder of ``*.parquet`` or a list of files)."""
-    if isinstance(shards, str | Path) and Path(shards).is_dir():
-        shards = sorted(Path(shards).glob("*.parquet"))
-    shards = [Path(s) for s in shards]
-    if not shards:
-        raise DataError("no Parquet shards to deduplicate")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if executor == "ray":
-        from divlab.experiments.executors import require_ray
+    """MinHash near dedup across all ``shards`` (a folder of ``*.parquet`` or a list)."""
+    shards, out = _prepare(shards, out, executor)
+    columns = ["tokens"] if settings.shingle == "token" else [field]
 
-        ray = require_ray()
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False, log_to_driver=False)
-    signed = [sign_shard(s, out, field, settings, executor) for s in shards]
+    def sign(table: pa.Table) -> pa.Table:
+        return signature_table(table, field, settings)
+
+    done = [
+        _per_shard(s, out / "signatures" / f"{s.stem}.parquet", sign, columns, executor)
+        for s in shards
+    ]
     parts = [pq.read_table(out / "signatures" / f"{s.stem}.parquet") for s in shards]
-    sigs = np.concatenate(
-        [
-            np.asarray(p.column("signature").combine_chunks().flatten()).reshape(
-                -1, settings.num_perm
-            )
-            for p in parts
-        ]
-    ).astype(np.uint32)
-    bands, rows = settings.band_shape()
-    cluster = clusters(len(sigs), candidate_edges(sigs, bands, rows))
+    sigs = _matrix(parts, "signature", np.uint32)
+    cluster = clusters(len(sigs), candidate_edges(sigs, *settings.band_shape()))
     keep = np.zeros(len(sigs), dtype=bool)
-    _, first = np.unique(cluster, return_index=True)
-    keep[first] = True
-    shard_of = np.concatenate([np.full(p.num_rows, i) for i, p in enumerate(parts)])
-    row = np.concatenate([p.column("row").to_numpy() for p in parts])
-    kept = pa.table(
-        {
-            "shard": [shards[i].name for i in shard_of],
-            "row": row,
-            "cluster": cluster.astype(np.int64),
-            "keep": keep,
-        }
+    keep[np.unique(cluster, return_index=True)[1]] = True
+    return _finish(out, shards, parts, cluster, keep, done)
+
+
+def semdedup_shards(
+    shards: str | Path | list,
+    out: str | Path,
+    embedder: str = "minilm",
+    n_clusters: int = 20,
+    eps: float | None = None,
+    ratio: float | None = None,
+    field: str = "text",
+    executor: Literal["local", "ray"] = "local",
+    seed: int = 0,
+) -> dict:
+    """SemDeDup across text shards: embeddings per shard in parallel, then spherical
+    k-means and SemDeDup on one node (``divlab.curate.semantic``)."""
+    from divlab.curate.semantic import embed_texts, semdedup
+
+    shards, out = _prepare(shards, out, executor)
+
+    def embed(table: pa.Table) -> pa.Table:
+        texts = table.column(field).to_pylist()
+        vectors = embed_texts(texts, embedder) if texts else np.zeros((0, 1), np.float32)
+        flat = pa.array(vectors.reshape(-1))
+        return pa.table({"embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])})
+
+    done = [
+        _per_shard(s, out / "embeddings" / f"{s.stem}.parquet", embed, [field], executor)
+        for s in shards
+    ]
+    parts = [pq.read_table(out / "embeddings" / f"{s.stem}.parquet") for s in shards]
+    result = semdedup(
+        _matrix(parts, "embedding", np.float32), n_clusters, eps=eps, ratio=ratio, seed=seed
     )
-    _write_atomically(kept, out / "kept.parquet")
-    return {
-        "shards": len(shards),
-        "signed_now": int(sum(signed)),
-        "documents": len(sigs),
-        "kept": int(keep.sum()),
-        "removed": int((~keep).sum()),
-    }
+    return _finish(out, shards, parts, result.cluster, result.keep, done)
