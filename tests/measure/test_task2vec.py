@@ -9,6 +9,7 @@ from divlab.measure.task2vec import (
     HeadFineTune,
     batch_features,
     closed_form_embedding,
+    closed_form_fim_row_means,
     closed_form_head_fim,
     finetune_head,
     head_parameters,
@@ -145,3 +146,14 @@ def test_distance_properties_and_hand_computation():
     assert cosine_distance(x, y) == pytest.approx(1 - 6 / 10)
     matrix = distance_matrix([a, b, a])
     assert matrix[0, 2] == pytest.approx(0.0, abs=1e-12) and (matrix == matrix.T).all()
+
+
+def test_row_means_without_forming_the_fim_equal_the_fims_row_means():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(300, 24, generator=generator)
+    weight = torch.randn(70, 24, generator=generator) * 0.3
+    bias = torch.randn(70, generator=generator)
+    for b in (None, bias):
+        full, _ = closed_form_head_fim(features, weight, b)
+        fast = closed_form_fim_row_means(features, weight, b)
+        torch.testing.assert_close(fast, full.mean(dim=1), rtol=1e-5, atol=1e-9)

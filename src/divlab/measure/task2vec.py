@@ -126,6 +126,26 @@ def closed_form_head_fim(features, weight, bias=None):
     return fim_w, fim_b
 
 
+def closed_form_fim_row_means(features, weight, bias=None):
+    """The row means of ``closed_form_head_fim``'s F without forming F:
+    ``mean_j F[v, j] = mean_t p_t[v] (1 - p_t[v]) mean_j h_t[j]^2`` — a matrix-vector
+    product in place of the (V x n) @ (n x d) one (about 3x faster at SmolLM2's size)."""
+    import torch
+
+    n = features.shape[0]
+    vocab = weight.shape[0]
+    out = torch.zeros(vocab, device=weight.device, dtype=weight.dtype)
+    rows = max(1, CHUNK_ELEMENTS // vocab)
+    for first in range(0, n, rows):
+        h = features[first : first + rows]
+        logits = h @ weight.T
+        if bias is not None:
+            logits = logits + bias
+        p = torch.softmax(logits, dim=-1)
+        out += (p * (1 - p)).T @ (h * h).mean(dim=1)
+    return out / n
+
+
 def closed_form_embedding(
     model, input_ids, attention_mask, finetune: HeadFineTune = HeadFineTune()
 ) -> np.ndarray:
@@ -138,8 +158,7 @@ def closed_form_embedding(
         bias.to(features.device) if bias is not None else None,
     )
     weight, bias = finetune_head(weight, bias, features, targets, finetune)
-    fim_w, _ = closed_form_head_fim(features, weight, bias)
-    return fim_w.mean(dim=1).cpu().numpy().astype(np.float64)
+    return closed_form_fim_row_means(features, weight, bias).cpu().numpy().astype(np.float64)
 
 
 def montecarlo_fim(
@@ -159,13 +178,14 @@ def montecarlo_fim(
     head = probe.get_output_embeddings()
     # untie: the head gets its own copy, so fine-tuning it cannot move the input embedding
     head.weight = torch.nn.Parameter(head.weight.detach().clone())
-    features, targets = batch_features(probe, input_ids, attention_mask)
-    weight, bias = head_parameters(probe)
-    weight, bias = finetune_head(weight, bias, features, targets, finetune)
-    with torch.no_grad():
-        head.weight.copy_(weight)
-        if bias is not None:
-            head.bias.copy_(bias)
+    if finetune.epochs > 0:  # the cached features are only needed for the fine-tune
+        features, targets = batch_features(probe, input_ids, attention_mask)
+        weight, bias = head_parameters(probe)
+        weight, bias = finetune_head(weight, bias, features, targets, finetune)
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            if bias is not None:
+                head.bias.copy_(bias)
     matrices = {name: p for name, p in probe.named_parameters() if p.dim() >= 2}
     for p in probe.parameters():
         p.requires_grad_(p.dim() >= 2)
