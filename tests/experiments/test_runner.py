@@ -178,7 +178,7 @@ def test_the_runner_leaves_the_callers_torch_threads_alone(tiny_experiment):
 
 
 def test_curation_arms_train_on_curated_versions_of_the_same_data(tmp_path):
-    """Plan 'sets' with raw / exact-dedup / perplexity-filtered arms of ONE noisy,
+    """Plan 'sets' with raw / exact-dedup / perplexity-filtered / D4 arms of ONE noisy,
     duplicated training set: same budget (fair), curated data written beside the raw."""
     from divlab.data.store import open_dataset
 
@@ -195,6 +195,12 @@ def test_curation_arms_train_on_curated_versions_of_the_same_data(tmp_path):
                 **knobs,
                 "curate": {"method": "perplexity", "keep_high": 0.7},
             },
+            {
+                "name": "d4",
+                "concepts": concepts,
+                **knobs,
+                "curate": {"method": "d4", "clusters": 4, "r_dedup": 0.8, "r_proto": 0.6},
+            },
         ],
     }
     spec = tiny_spec(
@@ -202,12 +208,13 @@ def test_curation_arms_train_on_curated_versions_of_the_same_data(tmp_path):
     )
     out = tmp_path / "arms"
     result = run_experiment(ExperimentSpec.from_dict(spec), out, progress=False, report=False)
-    assert result["finished"] == 3
+    assert result["finished"] == 4
     table = _table(out).set_index("condition")
     assert table.tokens.nunique() == 1  # the same budget for every arm
     conditions = json.loads((out / "experiment.json").read_text())["conditions"]
     data = {c["name"]: open_dataset(c["data"]).table("train").to_pandas() for c in conditions}
     raw, exact, ppl = data["raw"], data["exact"], data["ppl"]
+    assert len(data["d4"]) == round(0.6 * len(raw))  # D4 on the probe's embeddings
     group = dict(
         zip(raw.doc_id, raw.duplicate_of.where(raw.duplicate_of >= 0, raw.doc_id), strict=True)
     )  # a copy's group is its source

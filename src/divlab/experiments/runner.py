@@ -135,10 +135,25 @@ class Experiment:
                 continue
             raw = self.layout.root / "data" / condition.raw_id
             log(f"curate {condition.name} ({curation['method']}) -> {path}")
+            model = probe_info["source"] if curation["model"] == "probe" else curation["model"]
+            if curation["method"] in ("semdedup", "d4"):
+                from divlab.curate.semantic import semantic_dataset
+
+                semantic_dataset(
+                    raw,
+                    path,
+                    curation["method"],
+                    model,
+                    curation["clusters"],
+                    ratio=curation["ratio"] if curation["method"] == "semdedup" else None,
+                    r_dedup=curation["r_dedup"],
+                    r_proto=curation["r_proto"],
+                    overwrite=True,
+                )
+                continue
             if curation["method"] == "perplexity":
                 from divlab.curate.perplexity import perplexity_filter
 
-                model = probe_info["source"] if curation["model"] == "probe" else curation["model"]
                 if not Path(model).is_dir():
                     raise ConfigError(
                         f"set {condition.name!r}: the perplexity filter needs a model folder; "

@@ -65,10 +65,11 @@ class TrainingDataSpec(Spec):
 
 class CurationSpec(Spec):
     """A curation applied to a training set before training (an experiment arm):
-    ``exact`` / ``near`` dedup, or a ``perplexity`` band under ``model`` (a checkpoint
-    path, or ``probe`` for the experiment's trained probe)."""
+    ``exact`` / ``near`` dedup, a ``perplexity`` band, or ``semdedup`` / ``d4`` under
+    ``model`` (a checkpoint path, or ``probe`` for the experiment's trained probe; text
+    arms of semdedup / d4 may name a sentence-transformers folder or ``minilm``)."""
 
-    method: Literal["exact", "near", "perplexity"]
+    method: Literal["exact", "near", "perplexity", "semdedup", "d4"]
     shingle: Literal["char", "word", "token"] | None = None
     n: int | None = Field(None, ge=1)
     threshold: float = Field(0.8, gt=0, lt=1)
@@ -76,6 +77,10 @@ class CurationSpec(Spec):
     model: str = "probe"
     keep_low: float = Field(0.0, ge=0)
     keep_high: float = Field(0.9, gt=0)
+    clusters: int = Field(20, ge=1, description="semdedup / d4: k-means clusters")
+    ratio: float = Field(0.9, gt=0, le=1, description="semdedup: fraction kept")
+    r_dedup: float = Field(0.75, gt=0, le=1)
+    r_proto: float = Field(0.5, gt=0, le=1)
 
 
 class TrainingSetSpec(Spec):
