@@ -99,24 +99,31 @@ def finetune_head(weight, bias, features, targets, config: HeadFineTune):
     return weight.detach(), (bias.detach() if bias is not None else None)
 
 
+def _variance_chunks(features, weight, bias=None):
+    """``(h, p * (1 - p))`` over row chunks of the features, ``p = softmax(W h + b)``:
+    chunked so a (rows x V) block stays within ``CHUNK_ELEMENTS`` for a large vocabulary."""
+    import torch
+
+    rows = max(1, CHUNK_ELEMENTS // weight.shape[0])
+    for first in range(0, features.shape[0], rows):
+        h = features[first : first + rows]
+        logits = h @ weight.T
+        if bias is not None:
+            logits = logits + bias
+        p = torch.softmax(logits, dim=-1)
+        yield h, p * (1 - p)
+
+
 def closed_form_head_fim(features, weight, bias=None):
     """Expected head FIM diagonal, averaged over tokens: (V x d) for W (and (V,) for b).
 
     ``F[v, j] = mean_t p_t[v] (1 - p_t[v]) h_t[j]^2``, computed in row chunks."""
     import torch
 
-    n, _ = features.shape
-    vocab = weight.shape[0]
+    n = features.shape[0]
     fim_w = torch.zeros_like(weight)
-    fim_b = torch.zeros(vocab, device=weight.device) if bias is not None else None
-    rows = max(1, CHUNK_ELEMENTS // vocab)
-    for first in range(0, n, rows):
-        h = features[first : first + rows]
-        logits = h @ weight.T
-        if bias is not None:
-            logits = logits + bias
-        p = torch.softmax(logits, dim=-1)
-        variance = p * (1 - p)
+    fim_b = torch.zeros(weight.shape[0], device=weight.device) if bias is not None else None
+    for h, variance in _variance_chunks(features, weight, bias):
         fim_w += variance.T @ (h * h)
         if fim_b is not None:
             fim_b += variance.sum(0)
@@ -132,18 +139,10 @@ def closed_form_fim_row_means(features, weight, bias=None):
     product in place of the (V x n) @ (n x d) one (about 3x faster at SmolLM2's size)."""
     import torch
 
-    n = features.shape[0]
-    vocab = weight.shape[0]
-    out = torch.zeros(vocab, device=weight.device, dtype=weight.dtype)
-    rows = max(1, CHUNK_ELEMENTS // vocab)
-    for first in range(0, n, rows):
-        h = features[first : first + rows]
-        logits = h @ weight.T
-        if bias is not None:
-            logits = logits + bias
-        p = torch.softmax(logits, dim=-1)
-        out += (p * (1 - p)).T @ (h * h).mean(dim=1)
-    return out / n
+    out = torch.zeros(weight.shape[0], device=weight.device, dtype=weight.dtype)
+    for h, variance in _variance_chunks(features, weight, bias):
+        out += variance.T @ (h * h).mean(dim=1)
+    return out / features.shape[0]
 
 
 def closed_form_embedding(
