@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from divlab.curate.minhash import MinHashSettings, near_duplicates, normalise
+from divlab.curate.minhash import MinHashSettings, keep_first, near_duplicates, normalise
 from divlab.errors import ConfigError, DataError
 from divlab.io import atomic_directory, write_json
 
@@ -44,13 +44,6 @@ def exact_clusters(documents, normalise_text: bool = True) -> np.ndarray:
             keys.append(xxhash.xxh3_128_intdigest(np.ascontiguousarray(document).tobytes()))
     _, cluster = np.unique(np.array(keys, dtype=object), return_inverse=True)
     return cluster
-
-
-def _keep_first(cluster: np.ndarray) -> np.ndarray:
-    keep = np.zeros(len(cluster), dtype=bool)
-    _, first = np.unique(cluster, return_index=True)
-    keep[first] = True
-    return keep
 
 
 def write_curated(
@@ -117,7 +110,7 @@ def dedup_dataset(
         raise DataError(f"{dataset.path}:{split} has no documents to deduplicate")
     if method == "exact":
         cluster = exact_clusters(documents)
-        kept = _keep_first(cluster)
+        kept = keep_first(cluster)
         used = {"normalised": True}
     elif method == "near":
         settings = settings or (

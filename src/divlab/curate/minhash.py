@@ -187,6 +187,13 @@ def signatures(documents, settings: MinHashSettings) -> np.ndarray:
     return out
 
 
+def keep_first(cluster: np.ndarray) -> np.ndarray:
+    """Keep the first document of every cluster (bool per document)."""
+    keep = np.zeros(len(cluster), dtype=bool)
+    keep[np.unique(cluster, return_index=True)[1]] = True
+    return keep
+
+
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 

@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from divlab.curate.minhash import (
-    MinHasher,
     MinHashSettings,
     candidate_edges,
     clusters,
-    shingle_hashes,
+    keep_first,
+    signatures,
 )
 from divlab.errors import DataError
 
@@ -44,12 +44,7 @@ def _documents(table: pa.Table, field: str, settings: MinHashSettings) -> list:
 
 def signature_table(table: pa.Table, field: str, settings: MinHashSettings) -> pa.Table:
     """The MinHash signature of every document of ``table`` (a fixed-size list column)."""
-    hasher = MinHasher(settings.num_perm, settings.seed)
-    sigs = [
-        hasher.signature(shingle_hashes(d, settings, distinct=False))
-        for d in _documents(table, field, settings)
-    ]
-    flat = np.asarray(sigs, dtype=np.uint32).reshape(-1)
+    flat = signatures(_documents(table, field, settings), settings).reshape(-1)
     return pa.table(
         {"signature": pa.FixedSizeListArray.from_arrays(pa.array(flat), settings.num_perm)}
     )
@@ -151,9 +146,7 @@ def near_dedup_shards(
     parts = [pq.read_table(out / "signatures" / f"{s.stem}.parquet") for s in shards]
     sigs = _matrix(parts, "signature", np.uint32)
     cluster = clusters(len(sigs), candidate_edges(sigs, *settings.band_shape()))
-    keep = np.zeros(len(sigs), dtype=bool)
-    keep[np.unique(cluster, return_index=True)[1]] = True
-    return _finish(out, shards, parts, cluster, keep, done)
+    return _finish(out, shards, parts, cluster, keep_first(cluster), done)
 
 
 def semdedup_shards(
