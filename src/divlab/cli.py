@@ -703,7 +703,7 @@ def curate_dedup(
 ) -> None:
     """Remove exact or near-duplicate documents; print what was kept and removed."""
     from divlab.curate.dedup import dedup_dataset
-    from divlab.curate.minhash import PRESETS, MinHashSettings
+    from divlab.curate.minhash import PRESETS, settings_for
     from divlab.data.store import open_dataset
 
     settings = None
@@ -714,11 +714,7 @@ def curate_dedup(
             settings = PRESETS[preset]
         else:
             is_text = open_dataset(data).summary.get("kind") == "text"
-            kind = shingle or ("char" if is_text else "token")
-            if kind not in ("char", "word", "token"):
-                raise ConfigError(f"--shingle must be char, word or token, not {kind!r}")
-            size = n or {"char": 13, "word": 5, "token": 3}[kind]
-            settings = MinHashSettings(kind, size, num_perm, threshold)
+            settings = settings_for(is_text, shingle, n, num_perm, threshold)
     report = dedup_dataset(data, out, method, settings, split, verify, keep, overwrite)
     console.print(
         f"[green]wrote[/] {out}: kept {report['kept']:,} of {report['documents_in']:,} "

@@ -26,7 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from divlab.curate.minhash import MinHashSettings, keep_first, near_duplicates, normalise
+from divlab.curate.minhash import (
+    MinHashSettings,
+    keep_first,
+    near_duplicates,
+    normalise,
+    settings_for,
+)
 from divlab.errors import ConfigError, DataError
 from divlab.io import atomic_directory, write_json
 
@@ -113,9 +119,7 @@ def dedup_dataset(
         kept = keep_first(cluster)
         used = {"normalised": True}
     elif method == "near":
-        settings = settings or (
-            MinHashSettings("char", 13) if is_text else MinHashSettings("token", 3)
-        )
+        settings = settings or settings_for(is_text)
         if not is_text and settings.shingle != "token":
             raise ConfigError("token data (GINC) need token shingles: use shingle 'token'")
         if is_text and settings.shingle == "token":

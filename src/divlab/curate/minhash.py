@@ -58,6 +58,24 @@ class MinHashSettings:
         return optimal_bands(self.threshold, self.num_perm)
 
 
+DEFAULT_N = {"char": 13, "word": 5, "token": 3}  # SlimPajama, datatrove, GINC tokens
+
+
+def settings_for(
+    is_text: bool,
+    shingle: str | None = None,
+    n: int | None = None,
+    num_perm: int = 128,
+    threshold: float = 0.8,
+) -> MinHashSettings:
+    """Settings with the default shingle of the data's kind (text: char, tokens: token)
+    and that shingle's default size."""
+    kind = shingle or ("char" if is_text else "token")
+    if kind not in DEFAULT_N:
+        raise ConfigError(f"shingle must be char, word or token, not {kind!r}")
+    return MinHashSettings(kind, n or DEFAULT_N[kind], num_perm, threshold)
+
+
 PRESETS = {
     "slimpajama": MinHashSettings("char", 13, 128, 0.8, 9, 13),
     "datatrove": MinHashSettings("word", 5, 112, 0.8, 14, 8),

@@ -170,13 +170,16 @@ class Experiment:
                 )
                 continue
             from divlab.curate.dedup import dedup_dataset
-            from divlab.curate.minhash import MinHashSettings
+            from divlab.curate.minhash import settings_for
 
             settings = None
             if curation["method"] == "near":
-                shingle = curation["shingle"] or ("char" if condition.is_text else "token")
-                n = curation["n"] or {"char": 13, "word": 5, "token": 3}[shingle]
-                settings = MinHashSettings(shingle, n, threshold=curation["threshold"])
+                settings = settings_for(
+                    condition.is_text,
+                    curation["shingle"],
+                    curation["n"],
+                    threshold=curation["threshold"],
+                )
             dedup_dataset(
                 raw, path, curation["method"], settings, verify=curation["verify"], overwrite=True
             )
