@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +50,23 @@ def minilm_path() -> Path:
     return Path(config.locate()).parent
 
 
-def embed_texts(texts: list[str], model: str = "minilm", batch_size: int = 64) -> np.ndarray:
-    """Unit-norm sentence embeddings of ``texts`` (a sentence-transformers model folder)."""
+@functools.lru_cache(maxsize=2)
+def _encoder(path: Path):
+    """A loaded sentence-transformers model, once per process (shards and Ray Data batches
+    call ``embed_texts`` many times)."""
     sentence_transformers = _require("sentence_transformers", "semantic")
     from transformers.utils import logging
 
     logging.disable_progress_bar()
+    return sentence_transformers.SentenceTransformer(str(path), device="cpu")
+
+
+def embed_texts(texts: list[str], model: str = "minilm", batch_size: int = 64) -> np.ndarray:
+    """Unit-norm sentence embeddings of ``texts`` (a sentence-transformers model folder)."""
     path = minilm_path() if model == "minilm" else Path(model)
     if not path.is_dir():
         raise DataError(f"embedding model {path} is not a folder")
-    encoder = sentence_transformers.SentenceTransformer(str(path), device="cpu")
-    vectors = encoder.encode(
+    vectors = _encoder(path).encode(
         texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
     )
     return np.asarray(vectors, dtype=np.float32)

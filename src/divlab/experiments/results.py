@@ -108,6 +108,7 @@ def consolidate(experiment, probe_info: dict | None = None, provenance: dict | N
     _write_table(curves, curves_path)
     from divlab.train.checkpoint import versions
 
+    software = versions()  # runs git once
     write_json(
         layout.root / "experiment.json",
         {
@@ -116,8 +117,8 @@ def consolidate(experiment, probe_info: dict | None = None, provenance: dict | N
             "provenance": {
                 **previous.get("provenance", {}),
                 **(provenance or {}),
-                "git_sha": versions().get("git_sha"),
-                "versions": versions(),
+                "git_sha": software.get("git_sha"),
+                "versions": software,
                 "seeds": spec.seeds,
             },
             "metrics": spec.metrics,
