@@ -607,10 +607,24 @@ def experiment_run(
     report: Annotated[bool, typer.Option(help="Build the HTML report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Run (or resume) an experiment: data, probe, diversity and alignment, every run,
-    the results table and the report. Relaunching skips what is finished."""
-    from divlab.experiments import open_experiment, run_experiment
+    """Run (or resume) an experiment of any kind (diversity, collapse, merging, mixtures,
+    curriculum, scaling): its data, every run, the results tables and the report.
+    Relaunching skips what is finished."""
+    from divlab.experiments import kinds
     from divlab.experiments.runner import executor_for
+
+    loaded = kinds.spec_of_folder(spec) if spec.is_dir() else kinds.load_spec(spec)
+    if loaded.kind != "diversity":
+        folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
+        chosen = executor_for(loaded, executor, workers, address)
+        result = kinds.module(loaded.kind).run(
+            loaded, folder, executor=chosen, progress=not quiet, report=report
+        )
+        console.print(f"[green]done[/] {loaded.kind} experiment in {result['out']}")
+        if "report" in result:
+            console.print(f"report: {result['report']}")
+        return
+    from divlab.experiments import open_experiment, run_experiment
 
     experiment = open_experiment(spec, out)  # validates the spec and fairness before compute
     loaded = experiment.spec
@@ -631,9 +645,14 @@ def experiment_validate(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
 ) -> None:
     """Check a spec (fields, plan, fairness) and print its conditions and runs; no compute."""
-    from divlab.experiments import open_experiment
+    from divlab.experiments import kinds, open_experiment
     from divlab.train.models import PRESETS
 
+    loaded = kinds.load_spec(spec)
+    if loaded.kind != "diversity":
+        for line in kinds.module(loaded.kind).describe(loaded):
+            console.print(line)
+        return
     experiment = open_experiment(spec)
     loaded = experiment.spec
     table = Table("condition", "plan", "concepts", "id")

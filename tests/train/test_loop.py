@@ -158,3 +158,37 @@ def test_training_and_evaluation_work_on_real_text(tmp_path):
     result = evaluate_checkpoint(tmp_path / "run" / "model", data, limit=8, prefix=8, length=4)
     assert result["loss"]["loss"] == pytest.approx(summary["final_eval"]["loss"], rel=1e-5)
     assert "vs_oracle" not in result["continuation"] and "icl" not in result
+
+
+def test_init_from_continues_from_the_checkpoint_weights(one_concept, tmp_path):
+    seed = train(tiny_spec(one_concept, token_budget=4096), tmp_path / "seed")
+    # zero steps of learning (lr ~ 0) from the seed: the loss before the first update is
+    # the seed model's, far below a fresh init's golden first loss
+    cont = tiny_spec(one_concept, token_budget=512, init_from=str(tmp_path / "seed" / "model"))
+    train(cont, tmp_path / "continued")
+    first = read_jsonl(tmp_path / "continued" / "train_log.jsonl")[0]["loss"]
+    assert first < GOLDEN[0] - 0.3
+    assert first == pytest.approx(seed["final_train_loss"], abs=0.25)
+
+
+def test_init_from_refuses_another_architecture(one_concept, tmp_path):
+    train(tiny_spec(one_concept, token_budget=512), tmp_path / "tiny")
+    other = tiny_spec(
+        one_concept, model={"preset": "mini"}, init_from=str(tmp_path / "tiny" / "model")
+    )
+    with pytest.raises(ConfigError, match="another architecture"):
+        train(other, tmp_path / "mini")
+    with pytest.raises(DataError, match="not a model folder"):
+        train(tiny_spec(one_concept, init_from=str(tmp_path)), tmp_path / "none")
+
+
+def test_shuffle_false_visits_sequences_in_document_order(one_concept):
+    from divlab.train.data import PackedSequences
+
+    dataset = open_dataset(one_concept)
+    ordered = PackedSequences(dataset, "train", 64, seed=3, shuffle=False)
+    shuffled = PackedSequences(dataset, "train", 64, seed=3)
+    n = len(ordered)
+    np.testing.assert_array_equal(ordered.batch(0, n), ordered.sequences)
+    np.testing.assert_array_equal(ordered.batch(n, 2), ordered.sequences[:2])  # next epoch
+    assert not np.array_equal(shuffled.batch(0, n), shuffled.sequences)

@@ -433,15 +433,19 @@ def _ground_truth(path: Path) -> dict | None:
 class _Progress:
     """A rich progress bar over runs (or nothing when quiet)."""
 
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = total, done, enabled
+    def __init__(self, total: int, done: int, enabled: bool, label: str = "runs") -> None:
+        self.total, self.done, self.enabled, self.label = total, done, enabled, label
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
             self.bar = Progress(
-                "runs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), "{task.description}"
+                self.label,
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                "{task.description}",
             )
             self.bar.start()
             self.task = self.bar.add_task("", total=self.total, completed=self.done)
@@ -450,12 +454,26 @@ class _Progress:
     def advance(self, record: dict) -> None:
         if self.enabled:
             loss = record.get("loss")
+            loss = f" loss {loss:.3f}" if loss is not None else ""
             self.bar.update(
                 self.task,
                 advance=1,
-                description=f"last: {record['condition']} seed {record['seed']} loss {loss:.3f}",
+                description=f"last: {record['condition']} seed {record['seed']}{loss}",
             )
 
     def __exit__(self, *exc) -> None:
         if self.enabled:
             self.bar.stop()
+
+
+# ---- the kind protocol (divlab.experiments.kinds) ----------------------------------
+SPEC = ExperimentSpec
+run = run_experiment
+
+
+def describe(spec: ExperimentSpec) -> list[str]:
+    experiment = Experiment(spec, Path("runs") / spec.name)
+    return [
+        f"{c.name}: {c.plan}, {'text' if c.is_text else c.n_concepts} concepts"
+        for c in experiment.conditions
+    ] + [f"{len(experiment.runs)} runs"]

@@ -186,19 +186,23 @@ class ExecutorSpec(Spec):
     max_retries: int = Field(2, ge=0, description="ray: retries of a failed run")
 
 
-class ExperimentSpec(Spec):
+class CommonSpec(Spec):
+    """What every experiment kind shares: the data family and eval set, ONE training
+    recipe (model, token budget, optimizer, schedule), seeds, evaluation and executor.
+
+    Each kind adds its own section: ``kind: diversity`` (the default, this module's
+    ``ExperimentSpec``) its plan, probe and measures; ``collapse``, ``merging``,
+    ``mixtures``, ``curriculum`` and ``scaling`` theirs (``divlab.experiments.kinds``)."""
+
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     family: FamilySpec = FamilySpec()
     eval: EvalSetSpec = EvalSetSpec()
     training_data: TrainingDataSpec = TrainingDataSpec()
-    plan: PlanSpec = PlanSpec()
     tokenizer: str | None = Field(
         None,
         description="real text: a tokenizer path, or bpe:N to train an N-token byte-level BPE "
         "on the eval corpus",
     )
-    probe: ProbeSpec = ProbeSpec()
-    diversity: MeasureSpec = MeasureSpec()
     model: ModelSpec = ModelSpec(preset="mini")
     token_budget: int = Field(400_000, ge=1)
     seq_len: int = Field(128, ge=2)
@@ -209,12 +213,8 @@ class ExperimentSpec(Spec):
     curve_docs: int = Field(32, ge=1, description="eval docs per learning-curve point")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seeds: list[int] = Field(default_factory=lambda: [0, 1])
-    metrics: list[str] = Field(
-        default_factory=lambda: ["loss", "gap", "icl_accuracy", "edit_distance"]
-    )
     evaluation: EvaluationSpec = EvaluationSpec()
     executor: ExecutorSpec = ExecutorSpec()
-    allow_unfair: bool = Field(False, description="let runs differ in more than their data")
 
     @field_validator("seeds")
     @classmethod
@@ -222,6 +222,36 @@ class ExperimentSpec(Spec):
         if not v or min(v) < 0 or len(set(v)) != len(v):
             raise ValueError("must be a non-empty list of distinct integers >= 0")
         return v
+
+    @model_validator(mode="after")
+    def _shapes(self) -> CommonSpec:
+        if self.tokenizer and self.tokenizer.startswith("bpe:"):
+            size = self.tokenizer[4:]
+            if not size.isdigit() or int(size) < 260:
+                raise ValueError(f"tokenizer {self.tokenizer!r}: write bpe:N with N >= 260")
+        if self.batch_tokens % self.seq_len:
+            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len")
+        if self.token_budget < self.batch_tokens:
+            raise ValueError(f"token_budget ({self.token_budget}) is below one batch")
+        return self
+
+    @property
+    def is_text(self) -> bool:
+        return self.eval.text is not None
+
+
+class ExperimentSpec(CommonSpec):
+    """``kind: diversity``: the Beyond Scale II experiment (conditions from a plan, their
+    Task2Vec diversity and alignment, one run per condition and seed)."""
+
+    kind: Literal["diversity"] = "diversity"
+    plan: PlanSpec = PlanSpec()
+    probe: ProbeSpec = ProbeSpec()
+    diversity: MeasureSpec = MeasureSpec()
+    metrics: list[str] = Field(
+        default_factory=lambda: ["loss", "gap", "icl_accuracy", "edit_distance"]
+    )
+    allow_unfair: bool = Field(False, description="let runs differ in more than their data")
 
     @field_validator("metrics")
     @classmethod
@@ -253,19 +283,7 @@ class ExperimentSpec(Spec):
             raise ValueError("an experiment is either GINC or real text; do not mix the sets")
         if uses_text and not self.tokenizer:
             raise ValueError("a real-text experiment needs a tokenizer (a path, or bpe:N)")
-        if self.tokenizer and self.tokenizer.startswith("bpe:"):
-            size = self.tokenizer[4:]
-            if not size.isdigit() or int(size) < 260:
-                raise ValueError(f"tokenizer {self.tokenizer!r}: write bpe:N with N >= 260")
-        if self.batch_tokens % self.seq_len:
-            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len")
-        if self.token_budget < self.batch_tokens:
-            raise ValueError(f"token_budget ({self.token_budget}) is below one batch")
         return self
-
-    @property
-    def is_text(self) -> bool:
-        return self.eval.text is not None
 
 
 def load_experiment(path: str | Path) -> ExperimentSpec:

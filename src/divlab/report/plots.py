@@ -51,7 +51,7 @@ def make_figures(analysis: Analysis, folder: Path) -> list[FigureFile]:
     folder.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(STYLE):
         return [
-            _save(draw(), folder, stem, title, caption, wide)
+            save_figure(draw(), folder, stem, title, caption, wide)
             for stem, title, caption, draw, wide in _figure_plan(analysis)
         ]
 
@@ -97,7 +97,7 @@ def _figure_plan(analysis: Analysis) -> list[tuple]:
     return plan
 
 
-def _save(
+def save_figure(
     figure: Figure, folder: Path, stem: str, title: str, caption: str, wide: bool = False
 ) -> FigureFile:
     png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"

@@ -2,8 +2,10 @@
 
 Documents of a split are joined in file order with ``<eos>`` after each and cut into
 ``seq_len``-token sequences (the remainder is dropped). Epoch ``e`` visits the sequences
-in the permutation drawn from ``(seed, e)``, so the ``i``-th sequence of a run is a pure
-function of ``(seed, i)``: a resumed run needs only its step count to continue exactly.
+in the permutation drawn from ``(seed, e)`` (or, with ``shuffle=False``, in file order:
+a curriculum written into the data set's document order), so the ``i``-th sequence of a
+run is a pure function of ``(seed, i)``: a resumed run needs only its step count to
+continue exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from divlab.errors import ConfigError
 
 
 class PackedSequences:
-    def __init__(self, dataset: TokenDataset, split: str, seq_len: int, seed: int) -> None:
+    def __init__(
+        self, dataset: TokenDataset, split: str, seq_len: int, seed: int, shuffle: bool = True
+    ) -> None:
         if seq_len < 2:
             raise ConfigError(f"seq_len must be >= 2, got {seq_len}")
         documents = dataset.documents(split)
@@ -28,7 +32,7 @@ class PackedSequences:
                 f"sequence of seq_len={seq_len}; lower seq_len or add data"
             )
         self.sequences = np.asarray(stream[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
-        self.seed = seed
+        self.seed, self.shuffle = seed, shuffle
         self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -39,6 +43,8 @@ class PackedSequences:
         return self.sequences.size
 
     def _order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self))
         if epoch not in self._orders:
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xDA7A, epoch]))
             self._orders = {epoch: rng.permutation(len(self))}  # keep one epoch in memory

@@ -91,7 +91,11 @@ class Run:
 
         self.model = build_model(self.config, spec.seed).to(self.device)
         self.parameters = count_parameters(self.model)
-        self.data = PackedSequences(self.dataset, spec.split, spec.seq_len, spec.seed)
+        if spec.init_from:
+            self._initialise_from(Path(spec.init_from))
+        self.data = PackedSequences(
+            self.dataset, spec.split, spec.seq_len, spec.seed, shuffle=spec.shuffle
+        )
         self.optimizer = _adamw(self.model, spec)
         self.scheduler = _scheduler(self.optimizer, spec)
         self.forward_model = torch.compile(self.model) if spec.compile else self.model
@@ -120,6 +124,29 @@ class Run:
                 )
             return (self.out / "run.json").exists()
         return False
+
+    def _initialise_from(self, path: Path) -> None:
+        """Continued pre-training: load a checkpoint's weights into the fresh model (the
+        optimizer and schedule start anew; a resumed run overwrites them from its own
+        checkpoint afterwards)."""
+        from safetensors.torch import load_file
+
+        weights_file = path / "model.safetensors"
+        if not weights_file.exists():
+            raise DataError(f"init_from {path} is not a model folder (no model.safetensors)")
+        weights = load_file(str(weights_file), device=str(self.device))
+        shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        unexpected = [k for k in weights if k not in shapes]
+        missing = [k for k in shapes if k not in weights and "lm_head" not in k]  # tied head
+        wrong = [k for k, v in weights.items() if k in shapes and tuple(v.shape) != shapes[k]]
+        if unexpected or missing or wrong:
+            raise ConfigError(
+                f"init_from {path} holds another architecture than this run's model "
+                f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
+                "differently shaped tensors); use a checkpoint of the same model preset and "
+                "vocabulary"
+            )
+        self.model.load_state_dict(weights, strict=False)
 
     def _resume(self) -> None:
         import torch

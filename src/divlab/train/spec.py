@@ -46,6 +46,16 @@ class TrainSpec(Spec):
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     seed: int = Field(0, ge=0)
+    init_from: str | None = Field(
+        None,
+        description="continue pre-training: start from this checkpoint's weights (a model "
+        "folder of the same architecture) with a fresh optimizer and schedule",
+    )
+    shuffle: bool = Field(
+        True,
+        description="visit the packed sequences in a seeded random order; false keeps the "
+        "data set's document order (a curriculum written into the data)",
+    )
     eval_every_tokens: int | None = Field(None, ge=1, description="default: budget / 10")
     eval_docs: int = Field(64, ge=1)
     checkpoint_every_tokens: int | None = Field(None, ge=1, description="default: budget / 4")

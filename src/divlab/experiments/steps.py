@@ -1,0 +1,146 @@
+"""Building blocks that every experiment kind composes (``divlab.experiments.kinds``).
+
+* ``claim_folder``: bind a folder to one spec (a relaunch with another spec is refused);
+* ``ginc_eval_set`` / ``ginc_training_set``: the GINC data sets of a spec, generated once
+  into ``data/`` under a hash of what defines them (so a relaunch reuses them);
+* ``run_payload`` + ``run_all``: train-and-evaluate runs through the spec's executor
+  (local or Ray), with the run contract of ``divlab.experiments.execute``: each run is
+  resumable, and ``result.json`` marks it finished;
+* ``write_info``: ``experiment.json`` (spec, provenance, versions) for the report.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from divlab.data.ginc.dataset import ConceptSetSpec
+from divlab.errors import ConfigError, DataError
+from divlab.experiments import plan as planning
+from divlab.experiments.execute import is_complete
+from divlab.experiments.executors import Executor, threads_per_worker
+from divlab.io import read_json, write_json
+
+
+def claim_folder(root: str | Path, spec) -> Path:
+    """Create ``root`` for ``spec``, or check that it holds this same experiment."""
+    root = Path(root)
+    resolved = spec.model_dump(mode="json")
+    if (root / "spec.json").exists():
+        if read_json(root / "spec.json") != resolved:
+            raise ConfigError(
+                f"{root} holds an experiment with a different spec; choose another --out "
+                "(or delete the folder to start over)"
+            )
+    elif root.exists() and any(root.iterdir()):
+        raise DataError(f"{root} exists and is not a divlab experiment folder")
+    write_json(root / "spec.json", resolved)
+    return root
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def ginc_eval_set(spec, root: Path) -> Path:
+    """``D_eval`` of a GINC spec (eval concepts, own seed, ICL prompts), generated once."""
+    from divlab.data.ginc.dataset import GincSpec, generate
+
+    data = planning.eval_data_spec(spec)
+    path = Path(root) / "data" / f"eval-{planning.stable_hash(data, 8)}"
+    if not (path / "summary.json").exists():
+        generate(GincSpec.from_dict(data), path, overwrite=True)
+    return path
+
+
+def ginc_training_set(
+    spec, root: Path, name: str, concepts: ConceptSetSpec | list[int], **knobs
+) -> Path:
+    """A GINC training set of ``concepts`` (a ConceptSetSpec, or concept ids) under the
+    spec's ``training_data`` knobs; ``knobs`` (``n_tokens``, ``weighting``, ``noise``,
+    ``duplicates``, ``zipf_exponent``) override them. Generated once into
+    ``data/<name>-<hash>``."""
+    from divlab.data.ginc.dataset import GincSpec, generate
+    from divlab.experiments.spec import TrainingSetSpec
+
+    if not isinstance(concepts, ConceptSetSpec):
+        concepts = ConceptSetSpec(plan="ids", ids=list(concepts))
+    entry = TrainingSetSpec(name=name, concepts=concepts, **knobs) if knobs else None
+    data = planning._ginc_data(spec, concepts, entry)
+    path = Path(root) / "data" / f"{name}-{planning.stable_hash(data, 8)}"
+    if not (path / "summary.json").exists():
+        generate(GincSpec.from_dict(data), path, overwrite=True)
+    return path
+
+
+def run_payload(
+    spec,
+    root: Path,
+    name: str,
+    data: Path,
+    seed: int,
+    eval_data: Path,
+    *,
+    evaluation: dict | None = None,
+    **train_overrides,
+) -> dict:
+    """One train-and-evaluate run of the spec's recipe on ``data`` (``train_overrides``:
+    TrainSpec fields such as ``token_budget``, ``init_from``, ``shuffle``,
+    ``optimizer``). Its folder is ``runs/<name>-s<seed>-<hash>``, the hash covering the
+    data, the recipe and the evaluation, so a changed recipe never reuses a stale run."""
+    recipe = planning.train_recipe(spec, train_overrides) | {"seed": seed}
+    evaluation = evaluation or spec.evaluation.model_dump(mode="json")
+    run_id = f"{name}-s{seed}-" + planning.stable_hash([str(data), recipe, evaluation])
+    return {
+        "run_id": run_id,
+        "condition": name,
+        "seed": seed,
+        "out": str(Path(root) / "runs" / run_id),
+        "train": recipe | {"data": str(data), "eval_data": str(eval_data)},
+        "evaluation": evaluation,
+        "eval_data": str(eval_data),
+    }
+
+
+def run_all(
+    payloads: list[dict], executor: Executor, progress: bool = True, label: str = "runs"
+) -> list[dict]:
+    """Run the unfinished payloads on ``executor`` (finished ones are read back); return
+    every run's record, in the order of ``payloads``."""
+    from divlab.experiments.runner import _Progress
+
+    pending = [p for p in payloads if not is_complete(p["out"])]
+    workers = min(executor.workers, max(len(pending), 1))
+    threads = threads_per_worker(workers)
+    for payload in pending:
+        payload["threads"] = threads
+    with _Progress(len(payloads), len(payloads) - len(pending), progress, label) as bar:
+        executor.run(pending, bar.advance)
+    return [read_json(Path(p["out"]) / "result.json") for p in payloads]
+
+
+def write_info(root: Path, spec, provenance: dict | None = None, **extra) -> None:
+    """``experiment.json``: the kind, spec, provenance and versions, for the report."""
+    from divlab.experiments.runner import hardware
+    from divlab.train.checkpoint import versions
+
+    path = Path(root) / "experiment.json"
+    previous = read_json(path) if path.exists() else {}
+    software = versions()
+    write_json(
+        path,
+        {
+            "name": spec.name,
+            "kind": getattr(spec, "kind", "diversity"),
+            "spec": spec.model_dump(mode="json"),
+            "provenance": {
+                **previous.get("provenance", {}),
+                **(provenance or {}),
+                "hardware": hardware(),
+                "git_sha": software.get("git_sha"),
+                "versions": software,
+                "seeds": spec.seeds,
+            },
+            **extra,
+        },
+    )
