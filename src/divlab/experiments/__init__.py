@@ -1,5 +1,6 @@
 """Experiments from one spec: plans, runs, executors (local, Ray) and the results store."""
 
+from divlab.experiments import kinds
 from divlab.experiments.plan import Condition, RunPlan, check_fairness, conditions, runs
 from divlab.experiments.results import consolidate, load_results, open_experiment
 from divlab.experiments.runner import Experiment, run_experiment
@@ -13,6 +14,7 @@ __all__ = [
     "check_fairness",
     "conditions",
     "consolidate",
+    "kinds",
     "load_experiment",
     "load_results",
     "open_experiment",
