@@ -146,3 +146,38 @@ def open_dataset(path: str | Path) -> TokenDataset:
 
         return GincDataset(path)
     return base
+
+
+def write_dataset(
+    out: str | Path,
+    like: TokenDataset,
+    splits: dict[str, pa.Table],
+    overwrite: bool = False,
+    **summary,
+) -> TokenDataset:
+    """A new data set folder with ``like``'s tokenizer and kind: ``splits`` maps a split
+    name to a table with a ``tokens`` column (any other columns, e.g. ``concept``, are
+    kept); ``summary`` adds fields to ``summary.json`` (e.g. ``provenance``). Written
+    atomically (``summary.json`` last). Used for corpora built from other data sets:
+    generated text (model collapse), mixtures and curricula."""
+    import shutil
+
+    import pyarrow.compute as pc
+
+    from divlab.io import atomic_directory, write_json
+
+    base = {k: v for k, v in like.summary.items() if k not in ("splits", "prompts")}
+    counts = {}
+    for name, table in splits.items():
+        if "tokens" not in table.column_names:
+            raise DataError(f"split {name!r} needs a 'tokens' column")
+        if table.num_rows == 0:
+            raise DataError(f"split {name!r} has no documents")
+        lengths = pc.list_value_length(table.column("tokens"))
+        counts[name] = {"n_docs": table.num_rows, "n_tokens": int(pc.sum(lengths).as_py())}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        shutil.copytree(like.path / "tokenizer", tmp / "tokenizer")
+        for name, table in splits.items():
+            pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+        write_json(tmp / "summary.json", {**base, "splits": counts, "prompts": None, **summary})
+    return open_dataset(out)
