@@ -10,13 +10,12 @@ long form (run, tokens, eval loss, gap). Runs not yet finished are absent, never
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from divlab.errors import DataError
+from divlab.errors import ConfigError, DataError
 from divlab.io import read_json, write_json
 
 
@@ -144,20 +143,19 @@ def consolidate(experiment, probe_info: dict | None = None, provenance: dict | N
 
 
 def open_experiment(spec_or_dir: str | Path, out: str | Path | None = None):
-    """An Experiment from a spec file (folder ``out`` or ``runs/<name>``) or a folder."""
+    """An Experiment from a spec file (folder ``out`` or ``runs/<name>``) or a folder of a
+    diversity experiment (other kinds write their own tables as they run)."""
+    from divlab.experiments import kinds
     from divlab.experiments.runner import Experiment
-    from divlab.experiments.spec import ExperimentSpec, load_experiment
 
     path = Path(spec_or_dir)
-    if path.is_dir():
-        if not (path / "spec.json").exists():
-            raise DataError(f"{path} is not an experiment folder (no spec.json)")
-        spec = ExperimentSpec.from_dict(
-            json.loads((path / "spec.json").read_text()), source=f"{path}/spec.json"
+    spec = kinds.spec_of_folder(path) if path.is_dir() else kinds.load_spec(path)
+    if spec.kind != "diversity":
+        raise ConfigError(
+            f"{path} is a {spec.kind} experiment; it writes its tables and report as it runs "
+            "(`divlab experiment run` to resume it, `divlab report` to rebuild the report)"
         )
-        return Experiment(spec, path)
-    spec = load_experiment(path)
-    return Experiment(spec, out or Path("runs") / spec.name)
+    return Experiment(spec, path if path.is_dir() else out or Path("runs") / spec.name)
 
 
 def load_results(folder: str | Path):
