@@ -424,6 +424,35 @@ def evaluate_command(
         console.print(table)
 
 
+@app.command("merge")
+def merge_command(
+    checkpoints: Annotated[
+        list[Path], typer.Argument(help="Checkpoint folders of one architecture (RUN/model).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The merged checkpoint's folder.")],
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Positive weights, one per checkpoint, e.g. 1,2 (default: uniform)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Average checkpoints' parameters into one checkpoint (float tensors averaged, the
+    rest must agree): the merge of divlab's data-ablation experiments, as a normal model."""
+    from divlab.experiments.merging import average_checkpoints
+
+    parsed = None
+    if weights is not None:
+        try:
+            parsed = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise ConfigError(
+                f"--weights {weights!r}: write comma-separated numbers, e.g. 1,2"
+            ) from None
+    path = average_checkpoints(checkpoints, out, parsed, overwrite=overwrite)
+    shown = weights or "uniform"
+    console.print(f"[green]wrote[/] {path}: average of {len(checkpoints)} checkpoints ({shown})")
+
+
 measure_app = typer.Typer(
     help="Task2Vec diversity and alignment coefficients of data sets.", no_args_is_help=True
 )

@@ -42,23 +42,40 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def ginc_eval_set(spec, root: Path) -> Path:
-    """``D_eval`` of a GINC spec (eval concepts, own seed, ICL prompts), generated once."""
+def ginc_eval_set(
+    spec, root: Path, concepts: list[int] | None = None, seed: int | None = None, name="eval"
+) -> Path:
+    """``D_eval`` of a GINC spec (eval concepts, own seed, ICL prompts), generated once.
+
+    With ``concepts``: an eval set of those concept ids instead (same size, family and
+    oracle, no prompts), e.g. one per domain or partition, from ``seed`` (give each its
+    own, derived from ``eval.seed``)."""
     from divlab.data.ginc.dataset import GincSpec, generate
 
     data = planning.eval_data_spec(spec)
-    path = Path(root) / "data" / f"eval-{planning.stable_hash(data, 8)}"
+    if concepts is not None:
+        data["concepts"] = ConceptSetSpec(plan="ids", ids=list(concepts)).model_dump(mode="json")
+        data["prompts"] = None
+    if seed is not None:
+        data["seed"] = seed
+    path = Path(root) / "data" / f"{name}-{planning.stable_hash(data, 8)}"
     if not (path / "summary.json").exists():
         generate(GincSpec.from_dict(data), path, overwrite=True)
     return path
 
 
 def ginc_training_set(
-    spec, root: Path, name: str, concepts: ConceptSetSpec | list[int], **knobs
+    spec,
+    root: Path,
+    name: str,
+    concepts: ConceptSetSpec | list[int],
+    seed: int | None = None,
+    **knobs,
 ) -> Path:
     """A GINC training set of ``concepts`` (a ConceptSetSpec, or concept ids) under the
     spec's ``training_data`` knobs; ``knobs`` (``n_tokens``, ``weighting``, ``noise``,
-    ``duplicates``, ``zipf_exponent``) override them. Generated once into
+    ``duplicates``, ``zipf_exponent``) override them, and ``seed`` the documents' seed
+    (sets that must not share random streams need their own). Generated once into
     ``data/<name>-<hash>``."""
     from divlab.data.ginc.dataset import GincSpec, generate
     from divlab.experiments.spec import TrainingSetSpec
@@ -67,6 +84,8 @@ def ginc_training_set(
         concepts = ConceptSetSpec(plan="ids", ids=list(concepts))
     entry = TrainingSetSpec(name=name, concepts=concepts, **knobs) if knobs else None
     data = planning._ginc_data(spec, concepts, entry)
+    if seed is not None:
+        data["seed"] = seed
     path = Path(root) / "data" / f"{name}-{planning.stable_hash(data, 8)}"
     if not (path / "summary.json").exists():
         generate(GincSpec.from_dict(data), path, overwrite=True)
