@@ -109,7 +109,7 @@ def run_payload(
     data, the recipe and the evaluation, so a changed recipe never reuses a stale run."""
     recipe = planning.train_recipe(spec, train_overrides) | {"seed": seed}
     evaluation = evaluation or spec.evaluation.model_dump(mode="json")
-    run_id = f"{name}-s{seed}-" + planning.stable_hash([str(data), recipe, evaluation])
+    run_id = f"{name}-s{seed}-" + planning.stable_hash([_relative(data, root), recipe, evaluation])
     return {
         "run_id": run_id,
         "condition": name,
@@ -119,6 +119,15 @@ def run_payload(
         "evaluation": evaluation,
         "eval_data": str(eval_data),
     }
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` inside the experiment folder as a relative path, so a moved or copied
+    folder keeps its run ids (and its finished runs)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_all(
