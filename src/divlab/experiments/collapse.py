@@ -1,0 +1,661 @@
+"""``kind: collapse``: model collapse under recursive training (BRIEF section 7;
+Shumailov et al. 2024, "AI models collapse when trained on recursively generated data").
+
+Two parts, each optional (``collapse.gaussian`` / ``discrete`` / ``lm: null``):
+
+* **Analytic chains** (``divlab.experiments.collapse_chains``): the Gaussian chain and the
+  discrete (categorical) chain simulated over many independent chains, beside their exact
+  expectations.
+* **The language-model recursion** on GINC. Generation 0 trains on real data (the eval
+  concepts' training set of ``training_data``); generation ``g + 1`` trains on a corpus
+  sampled from generation ``g``'s model, of the same size as the real corpus, of which a
+  share ``real_fraction`` is real documents (one chain of generations per listed value:
+  an *arm*); every generation has the same token budget. Generation 0 is shared by the
+  arms. The runs of one generation (arms x seeds) go through the spec's executor in
+  parallel; the sampling and the corpus measures run in the driver between generations.
+
+**Sampling.** Each generated document continues a prompt: ``<eos>`` (a document boundary,
+as in the packed training stream; ``prompt_tokens: 0``) or the first ``prompt_tokens``
+tokens of a real document (the paper's setup: continuations of real blocks); the
+document is the ``doc_length`` continuation tokens. HF ``model.generate`` draws it with
+``decoding`` ``sample`` (``temperature``, ``top_p``), ``greedy`` or ``beam``
+(``num_beams``), special tokens suppressed (a document is GINC symbols only), in
+segments that keep the model inside its trained context: each call sees the last
+``window`` tokens (default ``seq_len // 2``) and adds ``seq_len - window`` (beam search
+is therefore per segment). The torch RNG is seeded from (run seed, generation); the real
+documents kept are a prefix of one permutation drawn from the same pair (shared by the
+arms), and the prompts are prefixes of the documents after it.
+
+**Measures of the corpus each generation trains on** (the mixed corpus; generation 0:
+the real one):
+
+* ``tail_mass``: the share of the corpus's tokens that fall on the *tail* of the real
+  corpus's unigram distribution at ``tail_quantile`` q: its rarest symbols that together
+  hold at most a share q of the real tokens (``collapse_chains.tail_set``). About q at
+  generation 0; collapse forgets the tail, so it falls.
+* ``concepts_covered`` and ``concept_entropy`` (nats): each document is assigned the
+  training concept whose HMM gives it the highest likelihood (the forward algorithm of
+  ``divlab.data.ginc.oracle``, emissions through a substitution channel of rate
+  ``assignment_noise`` so that a document no concept can emit exactly still gets a
+  finite score); the number of distinct concepts assigned and the entropy of the
+  assignment's histogram. ``assignment_nll``: the mean per-token NLL under the assigned
+  concept (how HMM-like the text is); ``assignment_accuracy`` (real corpus only): the
+  share of real documents assigned their true concept, the assignment's sanity check.
+* ``diversity``: the Task2Vec diversity coefficient (``divlab.measure``) under a fixed
+  probe (default ``random:tiny`` with the data's vocabulary) and the ``diversity``
+  settings; ``enabled: false`` skips it.
+
+Folder: ``data/`` (GINC eval and real sets), ``corpora/<arm>-s<seed>-g<g>/`` (generated
+corpora, data set folders with ``source`` real/generated and ``assigned_concept``
+columns), ``measures/<corpus>.json``, ``runs/``, and the tables
+
+* ``collapse.parquet``: one row per (arm, seed, generation): the run's metrics (``loss``,
+  ``perplexity``, ``gap``, ``oracle_loss``, ...) and its corpus's measures;
+* ``collapse-gaussian.parquet`` / ``collapse-discrete.parquet``: one row per generation of
+  each analytic chain; ``collapse-absorption.parquet``: the discrete chain's absorption.
+
+Every stage skips what is on disk (runs, corpora, measures, tables), so a killed
+experiment relaunched redoes only unfinished work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from divlab.errors import ConfigError
+from divlab.experiments import collapse_chains as chains
+from divlab.experiments import steps
+from divlab.experiments.spec import CommonSpec, MeasureSpec
+from divlab.io import read_json, write_json
+from divlab.specs import Spec
+
+GENERATE_BATCH = 128  # documents per generate() call
+TABLES = {
+    "lm": "collapse.parquet",
+    "gaussian": "collapse-gaussian.parquet",
+    "discrete": "collapse-discrete.parquet",
+    "absorption": "collapse-absorption.parquet",
+}
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+# ---- the spec ---------------------------------------------------------------------------
+class _ChainSpec(Spec):
+    smallest_M: ClassVar[int] = 1
+    M: int | list[int] = Field(100, description="samples per fit, or the schedule M_1 .. M_n")
+    generations: int | None = Field(
+        None, ge=1, description="fits (default: 50 for a constant M, the schedule's length)"
+    )
+    chains: int = Field(2000, ge=2, description="independent chains")
+    seed: int = Field(0, ge=0)
+
+    @property
+    def sizes(self) -> list[int]:
+        generations = self.generations
+        if isinstance(self.M, int) and generations is None:
+            generations = 50
+        return chains.schedule(self.M, generations).tolist()
+
+    @model_validator(mode="after")
+    def _schedule(self):
+        try:
+            sizes = self.sizes
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        if min(sizes) < self.smallest_M:
+            raise ValueError(
+                f"M: every fit needs at least {self.smallest_M} samples, got {min(sizes)}"
+            )
+        return self
+
+
+class GaussianChainSpec(_ChainSpec):
+    """``X_0 ~ N(mu, sigma^2)``; each fit estimates mean and variance from ``M_i`` samples."""
+
+    smallest_M: ClassVar[int] = 2  # a sample variance
+    estimator: Literal["unbiased", "biased"] = "unbiased"
+    mu: float = 0.0
+    sigma: float = Field(1.0, gt=0)
+
+
+class DiscreteChainSpec(_ChainSpec):
+    """A categorical over ``support`` equally likely states (default 10) or with the given
+    ``probabilities``, refit from ``M_i`` samples each generation."""
+
+    probabilities: list[float] | None = None
+    support: int | None = Field(None, ge=2)
+    tail_quantile: float = Field(0.1, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_start(self):
+        if self.probabilities is not None and self.support is not None:
+            raise ValueError("give probabilities or support for the discrete chain, not both")
+        try:
+            self.start  # noqa: B018 (validates)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+    @property
+    def start(self) -> np.ndarray:
+        """``p_0``: the probabilities, else uniform over ``support`` (default 10) states."""
+        if self.probabilities is not None:
+            return chains.start_distribution(self.probabilities, None)
+        return chains.start_distribution(None, self.support or 10)
+
+
+class CollapseLMSpec(Spec):
+    """The language-model recursion (see the module docstring)."""
+
+    generations: int = Field(3, ge=1, description="models trained: generation 0 .. n - 1")
+    real_fraction: list[Fraction] = Field(
+        default_factory=lambda: [0.0, 0.1],
+        description="one chain (arm) per value: the share of real documents kept",
+    )
+    decoding: Literal["sample", "greedy", "beam"] = "sample"
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    num_beams: int = Field(5, ge=2, description="beam: beams per segment")
+    prompt_tokens: int = Field(0, ge=0, description="real prefix each document continues")
+    window: int | None = Field(None, ge=1, description="context per segment (seq_len // 2)")
+    tail_quantile: float = Field(0.1, gt=0, lt=1)
+    assignment_noise: float = Field(0.01, gt=0, lt=1, description="substitution rate")
+    probe: str = Field("random:tiny", description="the diversity probe (fixed)")
+    diversity: MeasureSpec = MeasureSpec(
+        n_batches=8, batch_size=16, seq_len=64, bootstrap=200, align2_repeats=1
+    )
+
+    @field_validator("real_fraction")
+    @classmethod
+    def _arms(cls, v: list[float]) -> list[float]:
+        if not v or len({arm_name(f) for f in v}) != len(v):
+            raise ValueError("must be a non-empty list of distinct fractions in [0, 1]")
+        return sorted(v)
+
+
+class CollapseSpec(Spec):
+    gaussian: GaussianChainSpec | None = GaussianChainSpec()
+    discrete: DiscreteChainSpec | None = DiscreteChainSpec()
+    lm: CollapseLMSpec | None = CollapseLMSpec()
+
+    @model_validator(mode="after")
+    def _something(self) -> CollapseSpec:
+        if self.gaussian is None and self.discrete is None and self.lm is None:
+            raise ValueError("enable at least one of gaussian, discrete and lm")
+        return self
+
+
+class CollapseExperimentSpec(CommonSpec):
+    """``kind: collapse``: the analytic chains and the LM recursion (module docstring)."""
+
+    kind: Literal["collapse"]
+    collapse: CollapseSpec = CollapseSpec()
+
+    @model_validator(mode="after")
+    def _lm_fits(self) -> CollapseExperimentSpec:
+        lm = self.collapse.lm
+        if lm is None:
+            return self
+        if self.is_text:
+            raise ValueError("the collapse LM recursion runs on GINC; remove eval.text")
+        length = self.training_data.doc_length
+        if lm.prompt_tokens >= length:
+            raise ValueError(
+                f"collapse.lm.prompt_tokens ({lm.prompt_tokens}) must be below "
+                f"training_data.doc_length ({length})"
+            )
+        if window(self) >= self.seq_len:
+            raise ValueError(f"collapse.lm.window must be below seq_len ({self.seq_len})")
+        if lm.decoding != "sample" and lm.prompt_tokens == 0:
+            raise ValueError(
+                f"{lm.decoding} decoding from the same <eos> prompt writes one document over "
+                "and over; use decoding: sample, or prompt_tokens > 0 (real prefixes)"
+            )
+        if lm.diversity.enabled:
+            d = lm.diversity
+            tokens = n_documents(self) * (length + 1)
+            if d.n_batches * d.batch_size * d.seq_len > tokens:
+                raise ValueError(
+                    f"collapse.lm.diversity needs {d.n_batches} x {d.batch_size} x {d.seq_len} "
+                    f"tokens but a corpus has about {tokens}; use fewer or smaller batches, "
+                    "more training_data.n_tokens, or diversity.enabled: false"
+                )
+        return self
+
+
+def window(spec: CollapseExperimentSpec) -> int:
+    return spec.collapse.lm.window or spec.seq_len // 2
+
+
+def n_documents(spec) -> int:
+    """Documents of the real corpus (and of every generated one)."""
+    return math.ceil(spec.training_data.n_tokens / spec.training_data.doc_length)
+
+
+def arm_name(fraction: float) -> str:
+    return f"real{fraction:g}"
+
+
+# ---- the kind protocol ------------------------------------------------------------------
+SPEC = CollapseExperimentSpec
+
+
+def describe(spec: CollapseExperimentSpec) -> list[str]:
+    part = spec.collapse
+    lines = []
+    if part.gaussian:
+        g = part.gaussian
+        lines.append(
+            f"Gaussian chain: {len(g.sizes)} fits of M = {_sizes_text(g.sizes)}, {g.chains} "
+            f"chains, {g.estimator} variance"
+        )
+    if part.discrete:
+        d = part.discrete
+        lines.append(
+            f"discrete chain: {len(d.start)} states, {len(d.sizes)} fits of M = "
+            f"{_sizes_text(d.sizes)}, {d.chains} chains"
+        )
+    if part.lm:
+        lm = part.lm
+        runs = len(spec.seeds) * (1 + (lm.generations - 1) * len(lm.real_fraction))
+        how = {
+            "sample": f"sampling (temperature {lm.temperature:g}, top-p {lm.top_p:g})",
+            "greedy": "greedy decoding",
+            "beam": f"beam search ({lm.num_beams} beams)",
+        }[lm.decoding]
+        lines += [
+            f"LM recursion: {lm.generations} generations x real fractions "
+            f"{lm.real_fraction} x seeds {spec.seeds} = {runs} runs (generation 0 shared), "
+            f"{spec.token_budget:,} tokens each",
+            f"corpora: {n_documents(spec)} documents of {spec.training_data.doc_length} tokens "
+            f"by {how}, prompt {lm.prompt_tokens or '<eos>'}",
+        ]
+    return lines
+
+
+def _sizes_text(sizes: list[int]) -> str:
+    if len(set(sizes)) == 1:
+        return str(sizes[0])
+    return str(sizes) if len(sizes) <= 4 else f"[{sizes[0]}, {sizes[1]}, ..., {sizes[-1]}]"
+
+
+def run(
+    spec: CollapseExperimentSpec,
+    out: str | Path,
+    *,
+    executor=None,
+    progress: bool = True,
+    report: bool = True,
+    log=None,
+) -> dict:
+    """Run (or resume) the collapse experiment ``spec`` in folder ``out``."""
+    log = log or (print if progress else (lambda *_: None))
+    root = steps.claim_folder(out, spec)
+    started = steps.now()
+    tables = analytic_tables(spec, root)
+    if spec.collapse.lm is not None:
+        from divlab.experiments.runner import executor_for
+
+        tables["lm"] = str(run_recursion(spec, root, executor or executor_for(spec), progress, log))
+    steps.write_info(root, spec, {"started": started, "finished": steps.now()}, tables=tables)
+    result = {"out": str(root), "tables": tables}
+    if report:
+        from divlab.report import build_report
+
+        result["report"] = str(build_report(root))
+    return result
+
+
+# ---- the analytic chains ----------------------------------------------------------------
+def analytic_tables(spec: CollapseExperimentSpec, root: Path) -> dict[str, str]:
+    """Simulate the enabled chains (once: a table on disk is kept)."""
+    tables = {}
+    g, d = spec.collapse.gaussian, spec.collapse.discrete
+    if g is not None:
+        path = root / TABLES["gaussian"]
+        if not path.exists():
+            frame = chains.gaussian_chain(
+                g.sizes, None, g.chains, g.mu, g.sigma, g.estimator, g.seed
+            )
+            write_parquet(frame, path)
+        tables["gaussian"] = str(path)
+    if d is not None:
+        path, absorption = root / TABLES["discrete"], root / TABLES["absorption"]
+        probabilities = d.start.tolist()
+        if not path.exists():
+            frame = chains.discrete_chain(
+                d.sizes, None, d.chains, probabilities, None, d.tail_quantile, d.seed
+            )
+            write_parquet(frame, path)
+        if not absorption.exists():
+            frame = chains.discrete_absorption(d.sizes, None, d.chains, probabilities, None, d.seed)
+            write_parquet(frame, absorption)
+        tables["discrete"], tables["absorption"] = str(path), str(absorption)
+    return tables
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` to ``path`` through a temp file and a rename (never half written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---- the language-model recursion -------------------------------------------------------
+def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, log) -> Path:
+    """Train generation after generation; return the path of ``collapse.parquet``."""
+    from divlab.data.store import open_dataset
+
+    # The driver's stages (sampling, measures) keep the caller's torch threads: their
+    # models are small, and more threads than free cores make them many times slower.
+    lm = spec.collapse.lm
+    eval_path = steps.ginc_eval_set(spec, root)
+    real_path = steps.ginc_training_set(spec, root, "real", list(range(spec.eval.n_concepts)))
+    real = open_dataset(real_path)
+    context = _Context(spec, root, real)
+    measures = {real_path: context.measure("real", real_path)}
+
+    corpora = {(f, s): real_path for f in lm.real_fraction for s in spec.seeds}
+    rows = []
+    for generation in range(lm.generations):
+        payloads, keys = [], []
+        for seed in spec.seeds:
+            if generation == 0:
+                payloads.append(steps.run_payload(spec, root, "g0", real_path, seed, eval_path))
+                keys.append([(f, seed) for f in lm.real_fraction])
+                continue
+            for fraction in lm.real_fraction:
+                name = f"{arm_name(fraction)}-g{generation}"
+                data = corpora[(fraction, seed)]
+                payloads.append(steps.run_payload(spec, root, name, data, seed, eval_path))
+                keys.append([(fraction, seed)])
+        log(f"generation {generation}: {len(payloads)} runs")
+        records = steps.run_all(payloads, executor, progress, label=f"generation {generation}")
+        models = {}
+        for payload, record, arms in zip(payloads, records, keys, strict=True):
+            for fraction, seed in arms:
+                corpus = corpora[(fraction, seed)]
+                rows.append(
+                    {
+                        "arm": arm_name(fraction),
+                        "real_fraction": fraction,
+                        "seed": seed,
+                        "generation": generation,
+                        "run_id": record["run_id"],
+                        "corpus": str(corpus),
+                        **_run_metrics(record),
+                        **measures[corpus],
+                    }
+                )
+                models[(fraction, seed)] = Path(payload["out"]) / "model"
+        if generation + 1 == lm.generations:
+            break
+        for (fraction, seed), model in models.items():
+            path = context.corpus(model, fraction, seed, generation + 1, log)
+            corpora[(fraction, seed)] = path
+            measures[path] = context.measure(path.name, path)
+    table = root / TABLES["lm"]
+    write_parquet(pd.DataFrame(rows), table)
+    return table
+
+
+RUN_METRICS = ("loss", "perplexity", "gap", "oracle_loss", "icl_accuracy", "edit_distance")
+
+
+def _run_metrics(record: dict) -> dict:
+    return {key: record.get(key) for key in (*RUN_METRICS, "tokens", "train_seconds")}
+
+
+class _Context:
+    """What every corpus of one experiment shares: the real corpus, its tail, the
+    concepts and the probe."""
+
+    def __init__(self, spec: CollapseExperimentSpec, root: Path, real) -> None:
+        self.spec, self.lm, self.root, self.real = spec, spec.collapse.lm, root, real
+        self.family = real.family
+        self.concepts = real.concept_ids
+        self.symbols = self.family.spec.vocab_size
+        table = real.table("train", ["tokens", "concept"])
+        self.real_tokens = _token_matrix(table.column("tokens"))
+        self.real_concepts = table.column("concept").to_numpy()
+        self.tail = chains.tail_set(self.unigram(self.real_tokens), self.lm.tail_quantile)
+        self._probe = None
+
+    def unigram(self, tokens: np.ndarray) -> np.ndarray:
+        return np.bincount(tokens.ravel(), minlength=self.symbols)[: self.symbols]
+
+    # -- corpora ------------------------------------------------------------------------
+    def corpus(self, model_dir: Path, fraction: float, seed: int, generation: int, log) -> Path:
+        """Generation ``generation``'s training corpus of arm ``fraction``, sampled from
+        ``model_dir`` (skipped when on disk)."""
+        import pyarrow as pa
+
+        from divlab.data.store import token_lists, write_dataset
+
+        path = self.root / "corpora" / f"{arm_name(fraction)}-s{seed}-g{generation}"
+        if (path / "summary.json").exists():
+            return path
+        n_docs = len(self.real_tokens)
+        n_real = round(fraction * n_docs)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, generation, 0xC011]))
+        order = rng.permutation(n_docs)  # shared by the arms of a seed
+        kept = np.sort(order[:n_real])
+        prompts = self.real_tokens[order[n_real:], : self.lm.prompt_tokens]  # docs not kept
+        log(f"sampling {n_docs - n_real} documents for {path.name}")
+        generated = sample_documents(
+            model_dir,
+            prompts,
+            self.spec.training_data.doc_length,
+            self.lm,
+            seq_len=self.spec.seq_len,
+            window=window(self.spec),
+            eos=self.real.eos_token_id,
+            pad=self.real.summary["tokenizer"].get("pad_token_id"),
+            symbols=self.symbols,
+            vocab_size=self.real.vocab_size,
+            seed=int(np.random.SeedSequence([seed, generation, 0x5A3]).generate_state(1)[0]),
+            device=self.spec.device,
+        )
+        tokens = np.concatenate([generated, self.real_tokens[kept]])
+        assigned, _ = self.assign(tokens)
+        source = ["generated"] * len(generated) + ["real"] * n_real
+        concept = np.concatenate([np.full(len(generated), -1), self.real_concepts[kept]])
+        table = pa.table(
+            {
+                "doc_id": pa.array(np.arange(len(tokens)), pa.int64()),
+                "tokens": token_lists(tokens),
+                "source": pa.array(source, pa.string()),
+                "concept": pa.array(concept, pa.int64()),
+                "assigned_concept": pa.array(assigned, pa.int64()),
+            }
+        )
+        write_dataset(
+            path,
+            self.real,
+            {"train": table},
+            provenance={
+                "model": str(model_dir),
+                "generation": generation,
+                "real_fraction": fraction,
+                "seed": seed,
+                "decoding": self.lm.model_dump(
+                    include={"decoding", "temperature", "top_p", "num_beams", "prompt_tokens"}
+                ),
+            },
+        )
+        return path
+
+    # -- measures -----------------------------------------------------------------------
+    def assign(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return assign_concepts(self.family, self.concepts, tokens, self.lm.assignment_noise)
+
+    def measure(self, name: str, path: Path) -> dict:
+        """The measures of one corpus (module docstring), cached in ``measures/``."""
+        from divlab.data.store import open_dataset
+
+        file = self.root / "measures" / f"{name}.json"
+        if file.exists():
+            return read_json(file)
+        dataset = open_dataset(path)
+        columns = dataset.table("train").column_names
+        table = dataset.table("train", [c for c in ("tokens", "source") if c in columns])
+        tokens = _token_matrix(table.column("tokens"))
+        assigned, nll = self.assign(tokens)
+        result = {
+            "n_docs": len(tokens),
+            "generated_docs": (
+                int(sum(s == "generated" for s in table.column("source").to_pylist()))
+                if "source" in columns
+                else 0
+            ),
+            "tail_mass": float(chains.tail_mass(self.unigram(tokens), self.tail)),
+            **coverage(assigned),
+            "assignment_nll": float(nll.mean()),
+            "assignment_accuracy": (
+                float((assigned == self.real_concepts).mean()) if name == "real" else None
+            ),
+            **self.diversity(dataset),
+        }
+        write_json(file, result)
+        return result
+
+    def diversity(self, dataset) -> dict:
+        empty = {"diversity": None, "diversity_ci_low": None, "diversity_ci_high": None}
+        if not self.lm.diversity.enabled:
+            return empty
+        from divlab.measure import diversity_coefficient, load_probe
+
+        settings = self.lm.diversity.settings()
+        if self._probe is None:
+            self._probe = load_probe(
+                self.lm.probe,
+                vocab_size=dataset.vocab_size,
+                special=dataset.summary["tokenizer"],
+                device=self.spec.device,
+                seed=settings.seed,
+            )
+        result = diversity_coefficient(dataset, self._probe, settings)
+        low, high = result["ci95"]
+        return {
+            "diversity": result["diversity"],
+            "diversity_ci_low": low,
+            "diversity_ci_high": high,
+        }
+
+
+def _token_matrix(column) -> np.ndarray:
+    """A list column of equal-length documents as an (N, L) int64 array."""
+    column = column.combine_chunks()
+    values = column.flatten().to_numpy().astype(np.int64)
+    return values.reshape(len(column), -1)
+
+
+def assign_concepts(
+    family, concept_ids: list[int], tokens: np.ndarray, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's most likely concept among ``concept_ids`` (forward algorithm through
+    a substitution channel of rate ``noise``) and its per-token NLL under it (nats)."""
+    from divlab.data.ginc.oracle import forward
+
+    arrays = family.concepts(concept_ids)
+    tokens = np.asarray(tokens)
+    scores = np.stack(
+        [
+            forward(family, arrays, np.full(len(tokens), c), tokens, noise)[0]
+            for c in range(len(concept_ids))
+        ]
+    )  # (C, D)
+    best = scores.argmax(axis=0)
+    ids = np.asarray(concept_ids)[best]
+    return ids, -scores[best, np.arange(len(tokens))] / tokens.shape[1]
+
+
+def coverage(assigned: np.ndarray) -> dict:
+    """``concepts_covered`` (distinct assigned concepts) and ``concept_entropy`` (nats) of
+    the assignment's histogram."""
+    _, counts = np.unique(assigned, return_counts=True)
+    shares = counts / counts.sum()
+    return {
+        "concepts_covered": len(counts),
+        "concept_entropy": float(-(shares * np.log(shares)).sum()),
+    }
+
+
+def sample_documents(
+    model_dir: Path,
+    prompts: np.ndarray,
+    length: int,
+    lm: CollapseLMSpec,
+    *,
+    seq_len: int,
+    window: int,
+    eos: int,
+    pad: int | None,
+    symbols: int,
+    vocab_size: int,
+    seed: int,
+    device: str = "auto",
+) -> np.ndarray:
+    """(N, ``length``) tokens: the continuation of each prompt row (an empty prompt means
+    ``<eos>``), generated by ``model_dir`` in segments of at most ``seq_len`` positions
+    with ids ``>= symbols`` suppressed (module docstring)."""
+    import torch
+    from transformers import GenerationConfig
+
+    from divlab.devices import resolve_device
+    from divlab.train.checkpoint import load_model
+
+    n_docs = len(prompts)
+    out = np.empty((n_docs, length), dtype=np.int64)
+    if n_docs == 0:  # an arm that keeps only real data
+        return out
+    target = resolve_device(device)
+    model = load_model(model_dir, str(target))
+    if prompts.shape[1] == 0:
+        prompts = np.full((n_docs, 1), eos, dtype=np.int64)
+    decoding = {
+        "sample": {"do_sample": True, "temperature": lm.temperature, "top_p": lm.top_p, "top_k": 0},
+        "greedy": {"do_sample": False},
+        "beam": {"do_sample": False, "num_beams": lm.num_beams},
+    }[lm.decoding]
+    cuda = [torch.cuda.current_device()] if target.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # leave the caller's RNG as it was
+        torch.manual_seed(seed)
+        for first in range(0, n_docs, GENERATE_BATCH):
+            ids = torch.as_tensor(prompts[first : first + GENERATE_BATCH], device=target)
+            done = 0
+            while done < length:
+                context = ids[:, -window:]
+                new = min(seq_len - context.shape[1], length - done)
+                config = GenerationConfig(
+                    max_new_tokens=new,
+                    min_new_tokens=new,
+                    suppress_tokens=list(range(symbols, vocab_size)),
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                    **decoding,
+                )
+                with torch.no_grad():
+                    result = model.generate(
+                        input_ids=context,
+                        attention_mask=torch.ones_like(context),
+                        generation_config=config,
+                    )
+                ids = torch.cat([ids, result[:, context.shape[1] :]], dim=1)
+                done += new
+            out[first : first + len(ids)] = ids[:, -length:].cpu().numpy()
+    return out
