@@ -15,9 +15,7 @@ import pytest
 from divlab.errors import ConfigError
 from divlab.experiments import collapse, kinds
 from divlab.experiments import collapse_chains as chains
-from divlab.experiments.execute import execute_run
-from divlab.experiments.executors import Executor
-from tests.experiments.tiny import tiny_spec
+from tests.experiments.tiny import InProcess, tiny_spec
 
 TOLERANCE = 4.0  # standard errors
 
@@ -155,23 +153,6 @@ def test_diversity_settings_must_fit_a_corpus():
 
 
 # ---- the LM recursion on tiny GINC ------------------------------------------------------
-class InProcess(Executor):
-    """Runs payloads in this process (same run contract, no spawn start-up) and records
-    which ran."""
-
-    name = "in-process"
-    workers = 1
-
-    def __init__(self) -> None:
-        self.ran: list[str] = []
-
-    def run(self, payloads, on_result) -> None:
-        for payload in payloads:
-            payload = {k: v for k, v in payload.items() if k != "threads"}  # keep 1 thread
-            self.ran.append(payload["run_id"])
-            on_result(execute_run(payload))
-
-
 LM_SPEC = {
     "eval": {"n_concepts": 4, "n_docs": 8, "doc_length": 64, "seed": 1, "prompts": None},
     "training_data": {"n_tokens": 2048, "doc_length": 64, "seed": 2},

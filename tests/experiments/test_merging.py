@@ -19,8 +19,6 @@ from typer.testing import CliRunner
 from divlab.cli import app
 from divlab.errors import ConfigError, DataError
 from divlab.experiments import kinds
-from divlab.experiments.execute import execute_run
-from divlab.experiments.executors import Executor
 from divlab.experiments.merging import (
     MergingExperimentSpec,
     average_checkpoints,
@@ -30,7 +28,7 @@ from divlab.experiments.merging import (
 )
 from divlab.report.merging import analyse
 
-from .tiny import tiny_spec
+from .tiny import InProcess, tiny_spec
 
 VOCAB = 20
 
@@ -266,18 +264,6 @@ def test_analysis_recovers_planted_correlations():
 
 
 # ---- end to end --------------------------------------------------------------------------
-
-
-class InProcess(Executor):
-    """Runs each payload in this process, one thread: the tiny runs cost less than a
-    worker process's start-up (the local executor's pool is tested by the runner's tests)."""
-
-    name = "in-process"
-    workers = 1
-
-    def run(self, payloads, on_result):
-        for payload in payloads:
-            on_result(execute_run({**payload, "threads": 1}))
 
 
 def test_tiny_merging_experiment_runs_reports_and_resumes(tmp_path):

@@ -11,27 +11,14 @@ from divlab.errors import ConfigError
 from divlab.experiments import domains as dom
 from divlab.experiments import kinds
 from divlab.experiments import mixtures as mix
-from divlab.experiments.execute import execute_run
-from divlab.experiments.executors import Executor
 from divlab.io import read_json
-from tests.experiments.tiny import tiny_spec
+from tests.experiments.tiny import InProcess, tiny_spec
 
 DOMAINS = [
     {"name": "a", "concepts": [0]},
     {"name": "b", "concepts": [1, 2]},
     {"name": "c", "concepts": [3]},
 ]
-
-
-class InProcess(Executor):
-    """Runs the payloads one after another in this process: the tiny runs cost less than
-    a spawned worker's imports (the local executor has its own tests)."""
-
-    name = "in-process"
-
-    def run(self, payloads, on_result):
-        for payload in payloads:
-            on_result(execute_run({**payload, "threads": None}))
 
 
 def mixtures_spec(**section) -> dict:

@@ -12,10 +12,8 @@ import pytest
 from divlab.errors import ConfigError, DataError
 from divlab.experiments import kinds
 from divlab.experiments import scaling_laws as laws
-from divlab.experiments.execute import execute_run
-from divlab.experiments.executors import Executor
 from divlab.experiments.scaling import SPEC
-from tests.experiments.tiny import tiny_spec
+from tests.experiments.tiny import InProcess, tiny_spec
 
 PLANTED_DATA = {"E": 1.5, "B": 20.0, "beta": 0.4}
 PLANTED_JOINT = {"E": 1.2, "A": 300.0, "alpha": 0.35, "B": 400.0, "beta": 0.3}
@@ -122,17 +120,6 @@ def test_spec_validation():
         kinds.spec_from_dict(scaling_spec(model_presets=["tiny", "huge"]), "test")
     with pytest.raises(ConfigError, match="kind"):  # kind is required: no silent default
         SPEC.from_dict({k: v for k, v in scaling_spec().items() if k != "kind"})
-
-
-class InProcess(Executor):
-    """Runs the payloads one after another in this process: the runs take about a second
-    each, far less than starting a spawn worker (the local executor is tested elsewhere)."""
-
-    name = "in-process"
-
-    def run(self, payloads, on_result):
-        for payload in payloads:
-            on_result(execute_run(payload | {"threads": 1}))
 
 
 def test_tiny_scaling_experiment_end_to_end(tmp_path):

@@ -6,6 +6,9 @@ import copy
 
 import yaml
 
+from divlab.experiments.execute import execute_run
+from divlab.experiments.executors import Executor
+
 TINY = {
     "name": "tiny",
     "family": {"vocab_size": 20, "n_values": 4, "n_slots": 4, "seed": 0},
@@ -55,3 +58,20 @@ def tiny_spec(**overrides) -> dict:
 def write_spec(path, spec: dict):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+class InProcess(Executor):
+    """Runs the payloads one after another in this process, on the caller's threads, and
+    records which ran: tiny runs cost less than a spawned worker's imports (the local and
+    Ray executors have their own tests in test_runner.py)."""
+
+    name = "in-process"
+    workers = 1
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def run(self, payloads, on_result) -> None:
+        for payload in payloads:
+            self.ran.append(payload["run_id"])
+            on_result(execute_run({**payload, "threads": None}))

@@ -305,13 +305,7 @@ def run(
         from divlab.experiments.runner import executor_for
 
         tables["lm"] = str(run_recursion(spec, root, executor or executor_for(spec), progress, log))
-    steps.write_info(root, spec, {"started": started, "finished": steps.now()}, tables=tables)
-    result = {"out": str(root), "tables": tables}
-    if report:
-        from divlab.report import build_report
-
-        result["report"] = str(build_report(root))
-    return result
+    return steps.finish(root, spec, {"tables": tables}, report, started, tables=tables)
 
 
 # ---- the analytic chains ----------------------------------------------------------------

@@ -26,7 +26,6 @@ loss) and ``curriculum_curves.parquet`` (ordering, seed, tokens, level, series, 
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -291,26 +290,12 @@ def run(
             "n_documents": n_docs,
         },
     )
-    steps.write_info(
-        root,
-        spec,
-        {
-            "started": started,
-            "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "executor": {"kind": executor.name, "workers": executor.workers},
-        },
-    )
     result = {
-        "out": str(root),
         "runs": len(payloads),
         "trained": pending,
         "table": str(root / "curriculum.parquet"),
     }
-    if report:
-        from divlab.report.build import build_report
-
-        result["report"] = str(build_report(root))
-    return result
+    return steps.finish(root, spec, result, report, started, executor)
 
 
 def documents_of(path: str | Path) -> list[tuple[str, int]]:

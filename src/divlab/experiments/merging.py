@@ -539,33 +539,25 @@ def run(
     tables = {"merging": root / "merging.parquet", "models": root / "merging_models.parquet"}
     _write_parquet(mixture_table(models_table), tables["merging"])
     _write_parquet(models_table, tables["models"])
-    provenance = {
-        "started": started,
-        "finished": steps.now(),
-        "executor": {"kind": executor.name, "workers": executor.workers},
-    }
-    steps.write_info(
-        root,
-        spec,
-        provenance,
-        partitions={partition_name(i): g for i, g in enumerate(partitions(spec))},
-        mixtures=[mixture_name(m) for m in candidate_mixtures(spec.merging)],
-        trained=[mixture_name(m) for m in trained_mixtures(spec.merging)],
-        eval_sets={name: str(path) for name, path in eval_sets.items()},
-    )
     result = {
-        "out": str(root),
         "runs": len(payloads),
         "ran_now": ran_now,
         "merged_now": merged_now,
         "evaluated_now": evaluated_now,
         **{name: str(path) for name, path in tables.items()},
     }
-    if report:
-        from divlab.report import build_report
-
-        result["report"] = str(build_report(root))
-    return result
+    return steps.finish(
+        root,
+        spec,
+        result,
+        report,
+        started,
+        executor,
+        partitions={partition_name(i): g for i, g in enumerate(partitions(spec))},
+        mixtures=[mixture_name(m) for m in candidate_mixtures(spec.merging)],
+        trained=[mixture_name(m) for m in trained_mixtures(spec.merging)],
+        eval_sets={name: str(path) for name, path in eval_sets.items()},
+    )
 
 
 def prepare_data(spec: MergingExperimentSpec, root: Path) -> tuple[dict, dict]:

@@ -29,7 +29,6 @@ CV errors, coefficients, law parameters, the chosen mixture and its predicted lo
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -391,26 +390,12 @@ def run(
         root / "mixtures.json",
         {**fits, "domains": {d.name: d.concepts for d in m.domains}, "target": m.target},
     )
-    steps.write_info(
-        root,
-        spec,
-        {
-            "started": started,
-            "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "executor": {"kind": executor.name, "workers": executor.workers},
-        },
-    )
     result = {
-        "out": str(root),
         "runs": len(table),
         "trained": trained,
         "table": str(root / "mixtures.parquet"),
     }
-    if report:
-        from divlab.report.build import build_report
-
-        result["report"] = str(build_report(root))
-    return result
+    return steps.finish(root, spec, result, report, started, executor)
 
 
 def _row(

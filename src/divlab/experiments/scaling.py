@@ -180,14 +180,10 @@ def run(
     fits, holdout = fit_tables(runs, spec.scaling)
     for name, table in zip(TABLES, (runs, fits, holdout), strict=True):
         _write_parquet(table, root / name)
-    provenance = {"started": started, "finished": steps.now(), "executor": executor.name}
-    steps.write_info(root, spec, provenance, runs={"planned": len(payloads)})
-    result = {"out": str(root), "runs": len(payloads), **{t: str(root / t) for t in TABLES}}
-    if report:
-        from divlab.report.build import build_report
-
-        result["report"] = str(build_report(root))
-    return result
+    result = {"runs": len(payloads), **{t: str(root / t) for t in TABLES}}
+    return steps.finish(
+        root, spec, result, report, started, executor, runs={"planned": len(payloads)}
+    )
 
 
 def _training_tokens(spec: ScalingExperimentSpec) -> int:

@@ -6,7 +6,8 @@
 * ``run_payload`` + ``run_all``: train-and-evaluate runs through the spec's executor
   (local or Ray), with the run contract of ``divlab.experiments.execute``: each run is
   resumable, and ``result.json`` marks it finished;
-* ``write_info``: ``experiment.json`` (spec, provenance, versions) for the report.
+* ``write_info``: ``experiment.json`` (spec, provenance, versions) for the report;
+  ``finish`` writes it, then the report, and returns the run's summary.
 """
 
 from __future__ import annotations
@@ -172,3 +173,26 @@ def write_info(root: Path, spec, provenance: dict | None = None, **extra) -> Non
             **extra,
         },
     )
+
+
+def finish(
+    root: Path,
+    spec,
+    result: dict,
+    report: bool,
+    started: str,
+    executor: Executor | None = None,
+    **extra,
+) -> dict:
+    """The last stage of every kind: ``experiment.json`` (with the provenance: start, end,
+    executor), then the report if asked; returns ``result`` with ``out`` and ``report``."""
+    provenance = {"started": started, "finished": now()}
+    if executor is not None:
+        provenance["executor"] = {"kind": executor.name, "workers": executor.workers}
+    write_info(root, spec, provenance, **extra)
+    result = {"out": str(root), **result}
+    if report:
+        from divlab.report import build_report
+
+        result["report"] = str(build_report(root))
+    return result
