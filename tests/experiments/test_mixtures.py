@@ -55,6 +55,16 @@ def test_linear_regression_recovers_planted_coefficients_and_vertex():
     assert loss == pytest.approx(np.min(inside @ planted)) and loss > 1.25
 
 
+def test_the_mean_baseline_is_the_leave_one_out_mean_and_loses_to_a_planted_law():
+    rng = np.random.default_rng(2)
+    X = rng.dirichlet([1.0, 1.0, 1.0], size=8)
+    y = X @ np.array([3.0, 1.25, 2.0])
+    baseline = mix.cross_validate("mean", X, y)
+    loo_means = (y.sum() - y) / (len(y) - 1)  # each point predicted by the others' mean
+    np.testing.assert_allclose(baseline["cv_predictions"], loo_means, rtol=1e-12)
+    assert mix.cross_validate("linear", X, y)["cv_rmse"] < 1e-6 < baseline["cv_rmse"]
+
+
 def test_mixing_law_recovers_planted_parameters():
     rng = np.random.default_rng(1)
     X = rng.dirichlet([1.0, 1.0, 1.0], size=10)

@@ -151,7 +151,12 @@ def candidate_mixtures(
 
 class MixingLaw(BaseEstimator, RegressorMixin):
     """L(r) = c + k exp(t . r) with sum_j t_j = 0, fitted by least squares (Ye et al. 2024,
-    "Data Mixing Laws"). Needs at least n_domains + 1 points (c, k, n - 1 free t's)."""
+    "Data Mixing Laws"). Needs at least n_domains + 1 points (c, k, n - 1 free t's).
+
+    The free t's are bounded to [-T_BOUND, T_BOUND]: with few proxies the unbounded fit can
+    run off to huge exponents that fit the points it saw and predict 1e12 elsewhere."""
+
+    T_BOUND = 10.0
 
     def __init__(self, starts: int = 8, seed: int = 0):
         self.starts, self.seed = starts, seed
@@ -187,8 +192,14 @@ class MixingLaw(BaseEstimator, RegressorMixin):
             t0 = np.zeros(n_domains - 1) if start == 0 else rng.normal(0, 1, n_domains - 1)
             c0 = float(y.min()) - spread * (1 + start % 3)
             k0 = float(y.mean()) - c0
+            bound = np.concatenate([[np.inf, np.inf], np.full(n_domains - 1, self.T_BOUND)])
             fit = least_squares(
-                residuals, np.concatenate([[c0, k0], t0]), xtol=1e-15, ftol=1e-15, gtol=1e-15
+                residuals,
+                np.concatenate([[c0, k0], np.clip(t0, -2, 2)]),
+                bounds=(-bound, bound),
+                xtol=1e-15,
+                ftol=1e-15,
+                gtol=1e-15,
             )
             if best is None or fit.cost < best.cost:
                 best = fit
@@ -201,7 +212,12 @@ class MixingLaw(BaseEstimator, RegressorMixin):
 
 
 def make_regressor(name: str, seed: int = 0):
-    """A fresh, unfitted regressor: ``linear``, ``trees`` or ``law``."""
+    """A fresh, unfitted regressor: ``linear``, ``trees`` or ``law`` (or ``mean``, the
+    constant baseline a useful regression must beat out of fold)."""
+    if name == "mean":
+        from sklearn.dummy import DummyRegressor
+
+        return DummyRegressor(strategy="mean")
     if name == "linear":
         from sklearn.linear_model import LinearRegression
 
@@ -444,6 +460,7 @@ def fit_sweep(proxies, names: list[str], section: MixturesSection) -> dict:
         raise ConfigError(f"cv_folds ({folds}) exceeds the {len(y)} mixtures; lower it")
     available = predictors_for(len(y), len(names), section.mixing_law, folds)
     scores = {name: cross_validate(name, X, y, folds, section.seed) for name in available}
+    baseline = cross_validate("mean", X, y, folds, section.seed)  # what no regression beats
     if section.predictor == "auto":
         chosen_name = min(scores, key=lambda k: scores[k]["cv_rmse"])
     elif section.predictor in scores:
@@ -475,6 +492,7 @@ def fit_sweep(proxies, names: list[str], section: MixturesSection) -> dict:
             | describe_model(name, s["model"], names)
             for name, s in scores.items()
         },
+        "mean_baseline": {k: v for k, v in baseline.items() if k != "model"},
         "predictor": chosen_name,
         "chosen": {
             "weights": dict(zip(names, weights.tolist(), strict=True)),

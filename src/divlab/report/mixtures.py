@@ -48,6 +48,7 @@ def sections(folder: Path, figures_dir: Path) -> tuple[list[tuple[str, str, str]
         "uniform_loss": arms["uniform"]["mean"],
         "uniform_predicted_loss": fits["uniform_predicted_loss"],
         "cv_rmse": {k: v["cv_rmse"] for k, v in fits["regressions"].items()},
+        "mean_baseline_cv_rmse": (fits.get("mean_baseline") or {}).get("cv_rmse"),
     }
     weights = {
         "predicted": fits["chosen"]["weights"],
@@ -99,11 +100,33 @@ def sections(folder: Path, figures_dir: Path) -> tuple[list[tuple[str, str, str]
         ]
         for name, fit in fits["regressions"].items()
     ]
+    baseline = fits.get("mean_baseline")
+    if baseline:
+        regression_rows.append(
+            [
+                "mean (baseline)",
+                baseline["cv"],
+                number(baseline["cv_rmse"], 3),
+                number(baseline["cv_mae"], 3),
+                "0",
+                "",
+            ]
+        )
     regressions = page.table(
         ["regression", "CV", "CV RMSE", "CV MAE", "in-sample R^2", ""],
         regression_rows,
         "regression-table",
-    ) + page.figures(
+    )
+    chosen_rmse = fits["regressions"][fits["predictor"]]["cv_rmse"]
+    if baseline and chosen_rmse >= 0.95 * baseline["cv_rmse"]:  # within 5 %: no skill
+        regressions += page.note(
+            f"The chosen regression predicts held-out proxies hardly better than their mean "
+            f"(CV RMSE {number(chosen_rmse, 3)} vs {number(baseline['cv_rmse'], 3)}): at "
+            "this size the mixture explains less of the loss than seed noise does, so the "
+            "chosen mixture is not better supported than the uniform one. More proxies, "
+            "seeds or tokens would help."
+        )
+    regressions += page.figures(
         [_cv_figure(fits, figures_dir), _weights_figure(table, names, fits, figures_dir)]
     )
 
@@ -157,24 +180,31 @@ def _cv_figure(fits: dict, folder: Path):
     with _style():
         figure = Figure(figsize=(3.2 * len(regressions), 3.2), layout="constrained")
         axes = figure.subplots(1, len(regressions), squeeze=False)[0]
-        low, high = observed.min(), observed.max()
+        # One shared window around the observed losses: a regression whose out-of-fold
+        # predictions leave it (a diverged fit) is drawn at the edge, as a triangle.
+        pad = 0.25 * max(np.ptp(observed), 1e-3)
+        low, high = observed.min() - pad, observed.max() + pad
         for ax, (name, fit) in zip(axes, regressions.items(), strict=True):
-            predicted = np.asarray(fit["cv_predictions"])
-            low, high = min(low, predicted.min()), max(high, predicted.max())
-            ax.scatter(observed, predicted, s=18)
+            predicted = np.asarray(fit["cv_predictions"], float)
+            inside = (predicted >= low) & (predicted <= high)
+            ax.scatter(observed[inside], predicted[inside], s=18)
+            if not inside.all():
+                clipped = np.clip(predicted[~inside], low, high)
+                ax.scatter(observed[~inside], clipped, s=30, marker="^", color="tab:red")
+            ax.plot([low, high], [low, high], color="grey", lw=0.8)
+            ax.set_xlim(low, high)
+            ax.set_ylim(low, high)
             ax.set_title(f"{name}: CV RMSE {number(fit['cv_rmse'], 3)}")
             ax.set_xlabel("observed target loss")
             ax.set_ylabel("out-of-fold prediction")
-        pad = 0.05 * max(high - low, 1e-6)
-        for ax in axes:
-            ax.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", lw=0.8)
     return save_figure(
         figure,
         folder,
         "mixtures-cv",
         "Predicted vs observed loss over the proxies",
         "Each point is one proxy mixture (mean over seeds), predicted by a model fitted "
-        "without it; the line is y = x.",
+        "without it; the line is y = x; red triangles: predictions outside the window "
+        "(drawn at its edge).",
         wide=True,
     )
 
