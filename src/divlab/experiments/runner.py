@@ -75,16 +75,9 @@ class Experiment:
     # ---- bookkeeping ---------------------------------------------------------------
     def claim_folder(self) -> None:
         """Create the folder, or check that it holds this same experiment."""
-        resolved = self.spec.model_dump(mode="json")
-        if self.layout.spec.exists():
-            if read_json(self.layout.spec) != resolved:
-                raise ConfigError(
-                    f"{self.layout.root} holds an experiment with a different spec; "
-                    "choose another --out (or delete the folder to start over)"
-                )
-        elif self.layout.root.exists() and any(self.layout.root.iterdir()):
-            raise DataError(f"{self.layout.root} exists and is not a divlab experiment folder")
-        write_json(self.layout.spec, resolved)
+        from divlab.experiments.steps import claim_folder
+
+        claim_folder(self.layout.root, self.spec)
 
     def pending(self) -> list[planning.RunPlan]:
         return [r for r in self.runs if not is_complete(self.layout.run(r))]
