@@ -377,8 +377,7 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
                 data = corpora[(fraction, seed)]
                 payloads.append(steps.run_payload(spec, root, name, data, seed, eval_path))
                 keys.append([(fraction, seed)])
-        log(f"generation {generation}: {len(payloads)} runs")
-        records = steps.run_all(payloads, executor, progress, label=f"generation {generation}")
+        records = steps.run_all(payloads, executor, progress, f"generation {generation}", log)
         models = {}
         for payload, record, arms in zip(payloads, records, keys, strict=True):
             for fraction, seed in arms:

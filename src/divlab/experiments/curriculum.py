@@ -263,9 +263,8 @@ def run(
                 steps.run_payload(spec, root, arm.name, path, seed, eval_data, shuffle=False)
             )
             arms.append(arm.name)
-    pending = sum(not steps.is_complete(p["out"]) for p in payloads)
-    log(f"runs: {len(payloads) - pending} of {len(payloads)} done, running {pending}")
-    records = steps.run_all(payloads, executor, progress, "orderings")
+    pending = len(steps.unfinished(payloads))
+    records = steps.run_all(payloads, executor, progress, "orderings", log)
 
     weights = dom.domain_weights(c.domains, dom.scored_concepts(eval_data, spec.curve_docs))
     speed, curves = [], []

@@ -506,7 +506,7 @@ def run(
     """Run (or resume) the merging experiment in folder ``out``; finished runs, merges and
     evaluations on disk are reused. Returns the folder, the tables, the report and how
     much was done now (``ran_now``, ``merged_now``, ``evaluated_now``)."""
-    from divlab.experiments.execute import is_complete, torch_threads
+    from divlab.experiments.execute import torch_threads
     from divlab.experiments.executors import available_cores
     from divlab.experiments.runner import executor_for
 
@@ -523,10 +523,9 @@ def run(
         eval_sets, data = prepare_data(spec, root)
     seed_runs, continued, models = plan_runs(spec, root, data, eval_sets["all"])
     payloads = [*seed_runs, *continued]
-    ran_now = sum(not is_complete(p["out"]) for p in payloads)
-    log(f"runs: {len(payloads) - ran_now} of {len(payloads)} done; running {ran_now}")
-    steps.run_all(seed_runs, executor, progress, "seed models")  # the others start from them
-    steps.run_all(continued, executor, progress, "continued pre-training")
+    ran_now = len(steps.unfinished(payloads))
+    steps.run_all(seed_runs, executor, progress, "seed models", log)  # the others start from them
+    steps.run_all(continued, executor, progress, "continued pre-training", log)
 
     with torch_threads(threads):
         merged_now = merge_all(spec, root, models)

@@ -370,9 +370,8 @@ def run(
             for seed in spec.seeds:
                 payloads.append(steps.run_payload(spec, root, arm, data, seed, eval_data))
                 meta.append({"role": role, "mixture": arm, "weights": weights})
-        pending = sum(not steps.is_complete(p["out"]) for p in payloads)
-        log(f"{label}: {len(payloads) - pending} of {len(payloads)} done, running {pending}")
-        records = steps.run_all(payloads, executor, progress, label)
+        pending = len(steps.unfinished(payloads))
+        records = steps.run_all(payloads, executor, progress, label, log)
         rows = [
             _row(r, p, x, names, weights_of, m.target)
             for r, p, x in zip(records, payloads, meta, strict=True)

@@ -173,8 +173,7 @@ def run(
                 )
                 configs.append({"model": preset, "budget": budget})
     executor = executor or executor_for(spec)
-    log(f"scaling: {len(payloads)} runs on {executor.name}")
-    records = steps.run_all(payloads, executor, progress, label="scaling runs")
+    records = steps.run_all(payloads, executor, progress, "scaling runs", log)
 
     runs = runs_table(records, configs, spec.scaling.holdout)
     fits, holdout = fit_tables(runs, spec.scaling)

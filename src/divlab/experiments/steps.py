@@ -51,18 +51,11 @@ def ginc_eval_set(
     With ``concepts``: an eval set of those concept ids instead (same size, family and
     oracle, no prompts), e.g. one per domain or partition, from ``seed`` (give each its
     own, derived from ``eval.seed``)."""
-    from divlab.data.ginc.dataset import GincSpec, generate
-
     data = planning.eval_data_spec(spec)
     if concepts is not None:
         data["concepts"] = ConceptSetSpec(plan="ids", ids=list(concepts)).model_dump(mode="json")
         data["prompts"] = None
-    if seed is not None:
-        data["seed"] = seed
-    path = Path(root) / "data" / f"{name}-{planning.stable_hash(data, 8)}"
-    if not (path / "summary.json").exists():
-        generate(GincSpec.from_dict(data), path, overwrite=True)
-    return path
+    return _generate_once(root, name, data, seed)
 
 
 def ginc_training_set(
@@ -78,13 +71,19 @@ def ginc_training_set(
     ``duplicates``, ``zipf_exponent``) override them, and ``seed`` the documents' seed
     (sets that must not share random streams need their own). Generated once into
     ``data/<name>-<hash>``."""
-    from divlab.data.ginc.dataset import GincSpec, generate
     from divlab.experiments.spec import TrainingSetSpec
 
     if not isinstance(concepts, ConceptSetSpec):
         concepts = ConceptSetSpec(plan="ids", ids=list(concepts))
     entry = TrainingSetSpec(name=name, concepts=concepts, **knobs) if knobs else None
-    data = planning._ginc_data(spec, concepts, entry)
+    return _generate_once(root, name, planning._ginc_data(spec, concepts, entry), seed)
+
+
+def _generate_once(root: Path, name: str, data: dict, seed: int | None) -> Path:
+    """Generate the GincSpec ``data`` (with ``seed``, if given) into
+    ``data/<name>-<hash of data>``, unless a finished data set is there."""
+    from divlab.data.ginc.dataset import GincSpec, generate
+
     if seed is not None:
         data["seed"] = seed
     path = Path(root) / "data" / f"{name}-{planning.stable_hash(data, 8)}"
@@ -131,16 +130,30 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def unfinished(payloads: list[dict]) -> list[dict]:
+    """The payloads whose run has no ``result.json`` yet."""
+    return [p for p in payloads if not is_complete(p["out"])]
+
+
 def run_all(
-    payloads: list[dict], executor: Executor, progress: bool = True, label: str = "runs"
+    payloads: list[dict],
+    executor: Executor,
+    progress: bool = True,
+    label: str = "runs",
+    log=None,
 ) -> list[dict]:
-    """Run the unfinished payloads on ``executor`` (finished ones are read back); return
-    every run's record, in the order of ``payloads``."""
+    """Run the unfinished payloads on ``executor`` (finished ones are read back), saying
+    how many through ``log``; return every run's record, in the order of ``payloads``."""
     from divlab.experiments.runner import _Progress
 
-    pending = [p for p in payloads if not is_complete(p["out"])]
+    pending = unfinished(payloads)
     workers = min(executor.workers, max(len(pending), 1))
     threads = threads_per_worker(workers)
+    if log is not None:
+        log(
+            f"{label}: {len(payloads) - len(pending)} of {len(payloads)} done; running "
+            f"{len(pending)} on {executor.name} ({workers} workers x {threads} threads)"
+        )
     for payload in pending:
         payload["threads"] = threads
     with _Progress(len(payloads), len(payloads) - len(pending), progress, label) as bar:
