@@ -118,6 +118,7 @@ def run_payload(
         "train": recipe | {"data": str(data), "eval_data": str(eval_data)},
         "evaluation": evaluation,
         "eval_data": str(eval_data),
+        "threads": spec.executor.threads_per_worker,  # None: run_all shares the cores
     }
 
 
@@ -148,7 +149,9 @@ def run_all(
 
     pending = unfinished(payloads)
     workers = min(executor.workers, max(len(pending), 1))
-    threads = threads_per_worker(workers)
+    # the spec's executor.threads_per_worker (carried by run_payload), else cores / workers
+    requested = next((p.get("threads") for p in payloads if p.get("threads")), None)
+    threads = threads_per_worker(workers, requested)
     if log is not None:
         log(
             f"{label}: {len(payloads) - len(pending)} of {len(payloads)} done; running "
