@@ -642,7 +642,7 @@ def experiment_run(
     from divlab.experiments import kinds
     from divlab.experiments.runner import executor_for
 
-    loaded = kinds.spec_of_folder(spec) if spec.is_dir() else kinds.load_spec(spec)
+    loaded = kinds.load(spec)
     if loaded.kind != "diversity":
         folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
         chosen = executor_for(loaded, executor, workers, address)

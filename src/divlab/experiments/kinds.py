@@ -67,8 +67,7 @@ def spec_of_folder(folder: str | Path):
     )
 
 
-def kind_of_folder(folder: str | Path) -> str:
-    folder = Path(folder)
-    if not (folder / "spec.json").exists():
-        raise DataError(f"{folder} is not an experiment folder (no spec.json)")
-    return json.loads((folder / "spec.json").read_text()).get("kind", "diversity")
+def load(spec_or_folder: str | Path):
+    """The spec of a YAML file, or of an experiment folder (its ``spec.json``)."""
+    path = Path(spec_or_folder)
+    return spec_of_folder(path) if path.is_dir() else load_spec(path)

@@ -149,7 +149,7 @@ def open_experiment(spec_or_dir: str | Path, out: str | Path | None = None):
     from divlab.experiments.runner import Experiment
 
     path = Path(spec_or_dir)
-    spec = kinds.spec_of_folder(path) if path.is_dir() else kinds.load_spec(path)
+    spec = kinds.load(path)
     if spec.kind != "diversity":
         raise ConfigError(
             f"{path} is a {spec.kind} experiment; it writes its tables and report as it runs "
