@@ -21,9 +21,7 @@ SMALL = [
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """Run the real entry point (as a user would) so exit codes and stderr are real."""
     code = "from divlab.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
 
 
 def test_version_and_help():

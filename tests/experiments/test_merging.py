@@ -166,7 +166,7 @@ def test_merge_command(checkpoints, tmp_path):
     done = subprocess.run(
         [sys.executable, "-c", code, "merge", str(a), str(b), "--out", str(tmp_path / "y"),
          "--weights", "1,x"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "--weights" in done.stderr
     assert "Traceback" not in done.stderr

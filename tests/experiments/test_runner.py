@@ -132,18 +132,16 @@ def test_killed_experiment_resumes_to_the_same_runs(tiny_experiment, tmp_path):
     process = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 240
     while len(list(out.glob("runs/*/result.json"))) < 2:  # some runs done, others not
         assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "no run finished in time"
-        time.sleep(0.1)
+        time.sleep(0.1)  # a hang is pytest-timeout's to catch (pyproject.toml)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     finished = len(list(out.glob("runs/*/result.json")))
     assert 2 <= finished < 6, "the kill came too late to test a resume"
     assert not (out / "results.parquet").exists()  # no table that looks complete
 
-    relaunch = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    relaunch = subprocess.run(command, capture_output=True, text=True)
     assert relaunch.returncode == 0, relaunch.stderr
     resumed, expected = _table(out), _table(reference)
     assert resumed.run_id.tolist() == expected.run_id.tolist()  # none lost, none duplicated
