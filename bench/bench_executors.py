@@ -105,13 +105,15 @@ def _prepare(spec, folder: Path) -> None:
 def _time_run_stage(spec, prepared: Path, folder: Path, kind: str, workers: int, threads: int):
     from divlab.experiments import Experiment
     from divlab.experiments.executors import LocalExecutor, RayExecutor
+    from divlab.experiments.steps import unfinished
 
     shutil.copytree(prepared, folder)
     experiment = Experiment(spec, folder)
     experiment.claim_folder()  # the copy holds this same spec
     payloads = experiment.payloads(threads)
-    if len(payloads) != len(experiment.runs):
-        raise RuntimeError(f"{folder}: {len(experiment.runs) - len(payloads)} runs already done")
+    done = len(payloads) - len(unfinished(payloads))
+    if done:
+        raise RuntimeError(f"{folder}: {done} runs already done")
     executor = LocalExecutor(workers) if kind == "local" else RayExecutor(workers)
     arrivals: list[tuple[float, dict]] = []
     started = time.perf_counter()

@@ -640,7 +640,7 @@ def experiment_run(
     curriculum, scaling): its data, every run, the results tables and the report.
     Relaunching skips what is finished."""
     from divlab.experiments import kinds
-    from divlab.experiments.runner import executor_for
+    from divlab.experiments.steps import executor_for
 
     loaded = kinds.load(spec)
     if loaded.kind != "diversity":

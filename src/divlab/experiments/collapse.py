@@ -302,7 +302,7 @@ def run(
     started = steps.now()
     tables = analytic_tables(spec, root)
     if spec.collapse.lm is not None:
-        from divlab.experiments.runner import executor_for
+        from divlab.experiments.steps import executor_for
 
         tables["lm"] = str(run_recursion(spec, root, executor or executor_for(spec), progress, log))
     return steps.finish(root, spec, {"tables": tables}, report, started, tables=tables)

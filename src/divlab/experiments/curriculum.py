@@ -232,7 +232,7 @@ def run(
     from divlab.experiments import domains as dom
     from divlab.experiments import steps
     from divlab.experiments.plan import stable_hash
-    from divlab.experiments.runner import executor_for
+    from divlab.experiments.steps import executor_for
     from divlab.io import write_json
     from divlab.train.loop import load_curve
 

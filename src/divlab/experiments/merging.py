@@ -508,7 +508,7 @@ def run(
     much was done now (``ran_now``, ``merged_now``, ``evaluated_now``)."""
     from divlab.experiments.execute import torch_threads
     from divlab.experiments.executors import available_cores
-    from divlab.experiments.runner import executor_for
+    from divlab.experiments.steps import executor_for
 
     log = log or (print if progress else (lambda *_: None))
     root = steps.claim_folder(Path(out).resolve(), spec)

@@ -320,7 +320,7 @@ def run(
 
     from divlab.experiments import domains as dom
     from divlab.experiments import steps
-    from divlab.experiments.runner import executor_for
+    from divlab.experiments.steps import executor_for
     from divlab.io import read_json, write_json
 
     log = log or (print if progress else (lambda *_: None))

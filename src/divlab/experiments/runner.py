@@ -19,21 +19,16 @@ last checkpoint) and never trusts a half-written file.
 
 from __future__ import annotations
 
-import datetime
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from divlab.errors import ConfigError, DataError
 from divlab.experiments import plan as planning
+from divlab.experiments import steps
 from divlab.experiments.execute import is_complete, torch_threads
-from divlab.experiments.executors import (
-    Executor,
-    available_cores,
-    make_executor,
-    threads_per_worker,
-)
+from divlab.experiments.executors import Executor, available_cores
 from divlab.experiments.spec import ExperimentSpec
+from divlab.experiments.steps import executor_for
 from divlab.io import read_json, write_json
 
 
@@ -75,9 +70,7 @@ class Experiment:
     # ---- bookkeeping ---------------------------------------------------------------
     def claim_folder(self) -> None:
         """Create the folder, or check that it holds this same experiment."""
-        from divlab.experiments.steps import claim_folder
-
-        claim_folder(self.layout.root, self.spec)
+        steps.claim_folder(self.layout.root, self.spec)
 
     def pending(self) -> list[planning.RunPlan]:
         return [r for r in self.runs if not is_complete(self.layout.run(r))]
@@ -306,10 +299,12 @@ class Experiment:
                 record["probe"] = probe_info.get("description", probe_info["source"])
             write_json(self.layout.measures(condition), record)
 
-    def payloads(self, threads: int) -> list[dict]:
+    def payloads(self, threads: int | None = None) -> list[dict]:
+        """One payload per run, finished or not (``steps.run_all`` skips finished ones);
+        ``threads`` per run, or None to share the cores among the workers."""
         eval_path = self.layout.eval_data(self.spec)
         out = []
-        for run in self.pending():
+        for run in self.runs:
             train = {k: v for k, v in run.train.items() if k != "evaluation"}
             train |= {"data": str(self.layout.data(run.condition)), "eval_data": str(eval_path)}
             out.append(
@@ -344,29 +339,22 @@ def run_experiment(
     experiment = Experiment(spec, out)  # validates the plan and fairness before any compute
     executor = executor or executor_for(spec)
     experiment.claim_folder()
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    started = steps.now()
     with torch_threads(available_cores()):  # the stages before the runs have the machine
         experiment.prepare_data(log)
         probe_info = experiment.prepare_probe(log)
         experiment.curate_data(probe_info, log)
         experiment.measure(probe_info, log)
 
-    pending = experiment.pending()
-    workers = min(executor.workers, max(len(pending), 1))
-    threads = threads_per_worker(workers, spec.executor.threads_per_worker)
-    payloads = experiment.payloads(threads)
-    log(
-        f"runs: {len(experiment.runs) - len(pending)} of {len(experiment.runs)} done; "
-        f"running {len(pending)} on {executor.name} ({workers} workers x {threads} threads)"
-    )
-    with _Progress(len(experiment.runs), len(experiment.runs) - len(pending), progress) as bar:
-        executor.run(payloads, bar.advance)
-
+    payloads = experiment.payloads(spec.executor.threads_per_worker)
+    pending = steps.unfinished(payloads)
+    workers, threads = steps.share(executor, len(pending), spec.executor.threads_per_worker)
+    steps.run_all(payloads, executor, progress, "runs", log)
     provenance = {
         "started": started,
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "finished": steps.now(),
         "executor": {"kind": executor.name, "workers": workers, "threads_per_worker": threads},
-        "hardware": hardware(),
+        "hardware": steps.hardware(),
     }
     tables = consolidate(experiment, probe_info, provenance)
     result = {
@@ -382,81 +370,10 @@ def run_experiment(
     return result
 
 
-def executor_for(
-    spec: ExperimentSpec,
-    kind: str | None = None,
-    workers: int | None = None,
-    address: str | None = None,
-) -> Executor:
-    """The spec's executor, with ``kind`` / ``workers`` / ``address`` overriding it."""
-    options = spec.executor
-    kind = kind or options.kind
-    workers = workers or (None if options.workers == "auto" else options.workers)
-    if kind != "ray":
-        return make_executor(kind, workers, use_gpus=spec.device != "cpu")
-    return make_executor(
-        kind,
-        workers,
-        address=address or options.address,
-        cpus_per_run=options.cpus_per_run,
-        gpus_per_run=options.gpus_per_run,
-        max_retries=options.max_retries,
-    )
-
-
-def hardware() -> dict:
-    import torch
-
-    info = {
-        "platform": platform.platform(),
-        "cpu_cores": available_cores(),
-        "cuda": torch.cuda.is_available(),
-    }
-    if info["cuda"]:
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
-
-
 def _ground_truth(path: Path) -> dict | None:
     summary = read_json(path / "summary.json")
     split = summary.get("splits", {}).get("train", {})
     return split.get("ground_truth_diversity")
-
-
-class _Progress:
-    """A rich progress bar over runs (or nothing when quiet)."""
-
-    def __init__(self, total: int, done: int, enabled: bool, label: str = "runs") -> None:
-        self.total, self.done, self.enabled, self.label = total, done, enabled, label
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-            self.bar = Progress(
-                self.label,
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                "{task.description}",
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("", total=self.total, completed=self.done)
-        return self
-
-    def advance(self, record: dict) -> None:
-        if self.enabled:
-            loss = record.get("loss")
-            loss = f" loss {loss:.3f}" if loss is not None else ""
-            self.bar.update(
-                self.task,
-                advance=1,
-                description=f"last: {record['condition']} seed {record['seed']}{loss}",
-            )
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 # ---- the kind protocol (divlab.experiments.kinds) ----------------------------------

@@ -152,7 +152,7 @@ def run(
     """Run (or resume) the scaling experiment in ``out``: train the grid of runs, fit the
     laws and write the tables (and the report)."""
     from divlab.experiments import steps
-    from divlab.experiments.runner import executor_for
+    from divlab.experiments.steps import executor_for
 
     log = log or (print if progress else (lambda *_: None))
     root = steps.claim_folder(out, spec)

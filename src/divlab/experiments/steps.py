@@ -7,19 +7,28 @@
   (local or Ray), with the run contract of ``divlab.experiments.execute``: each run is
   resumable, and ``result.json`` marks it finished;
 * ``write_info``: ``experiment.json`` (spec, provenance, versions) for the report;
-  ``finish`` writes it, then the report, and returns the run's summary.
+  ``finish`` writes it, then the report, and returns the run's summary;
+* ``executor_for``, ``share``, ``RunProgress``, ``hardware``: the executor a spec asks for,
+  how its runs share the cores, the progress bar over runs, the machine's description.
 """
 
 from __future__ import annotations
 
 import datetime
+import platform
 from pathlib import Path
 
 from divlab.data.ginc.dataset import ConceptSetSpec
 from divlab.errors import ConfigError, DataError
 from divlab.experiments import plan as planning
 from divlab.experiments.execute import is_complete
-from divlab.experiments.executors import Executor, threads_per_worker
+from divlab.experiments.executors import (
+    Executor,
+    available_cores,
+    make_executor,
+    threads_per_worker,
+)
+from divlab.experiments.spec import CommonSpec
 from divlab.io import read_json, write_json
 
 
@@ -136,6 +145,13 @@ def unfinished(payloads: list[dict]) -> list[dict]:
     return [p for p in payloads if not is_complete(p["out"])]
 
 
+def share(executor: Executor, pending: int, requested: int | None) -> tuple[int, int]:
+    """(workers, torch threads per run) for ``pending`` runs on ``executor``: the spec's
+    ``executor.threads_per_worker`` if ``requested``, else the cores shared by the workers."""
+    workers = min(executor.workers, max(pending, 1))
+    return workers, threads_per_worker(workers, requested)
+
+
 def run_all(
     payloads: list[dict],
     executor: Executor,
@@ -145,13 +161,10 @@ def run_all(
 ) -> list[dict]:
     """Run the unfinished payloads on ``executor`` (finished ones are read back), saying
     how many through ``log``; return every run's record, in the order of ``payloads``."""
-    from divlab.experiments.runner import _Progress
-
     pending = unfinished(payloads)
-    workers = min(executor.workers, max(len(pending), 1))
-    # the spec's executor.threads_per_worker (carried by run_payload), else cores / workers
+    # the spec's executor.threads_per_worker (carried by the payloads), else cores / workers
     requested = next((p.get("threads") for p in payloads if p.get("threads")), None)
-    threads = threads_per_worker(workers, requested)
+    workers, threads = share(executor, len(pending), requested)
     if log is not None:
         log(
             f"{label}: {len(payloads) - len(pending)} of {len(payloads)} done; running "
@@ -159,14 +172,13 @@ def run_all(
         )
     for payload in pending:
         payload["threads"] = threads
-    with _Progress(len(payloads), len(payloads) - len(pending), progress, label) as bar:
+    with RunProgress(len(payloads), len(payloads) - len(pending), progress, label) as bar:
         executor.run(pending, bar.advance)
     return [read_json(Path(p["out"]) / "result.json") for p in payloads]
 
 
 def write_info(root: Path, spec, provenance: dict | None = None, **extra) -> None:
     """``experiment.json``: the kind, spec, provenance and versions, for the report."""
-    from divlab.experiments.runner import hardware
     from divlab.train.checkpoint import versions
 
     path = Path(root) / "experiment.json"
@@ -212,3 +224,74 @@ def finish(
 
         result["report"] = str(build_report(root))
     return result
+
+
+def executor_for(
+    spec: CommonSpec,
+    kind: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> Executor:
+    """The spec's executor, with ``kind`` / ``workers`` / ``address`` overriding it."""
+    options = spec.executor
+    kind = kind or options.kind
+    workers = workers or (None if options.workers == "auto" else options.workers)
+    if kind != "ray":
+        return make_executor(kind, workers, use_gpus=spec.device != "cpu")
+    return make_executor(
+        kind,
+        workers,
+        address=address or options.address,
+        cpus_per_run=options.cpus_per_run,
+        gpus_per_run=options.gpus_per_run,
+        max_retries=options.max_retries,
+    )
+
+
+def hardware() -> dict:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "cpu_cores": available_cores(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if info["cuda"]:
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+class RunProgress:
+    """A rich progress bar over runs (or nothing when quiet)."""
+
+    def __init__(self, total: int, done: int, enabled: bool, label: str = "runs") -> None:
+        self.total, self.done, self.enabled, self.label = total, done, enabled, label
+
+    def __enter__(self) -> RunProgress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress(
+                self.label,
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                "{task.description}",
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=self.total, completed=self.done)
+        return self
+
+    def advance(self, record: dict) -> None:
+        if self.enabled:
+            loss = record.get("loss")
+            loss = f" loss {loss:.3f}" if loss is not None else ""
+            self.bar.update(
+                self.task,
+                advance=1,
+                description=f"last: {record['condition']} seed {record['seed']}{loss}",
+            )
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()
