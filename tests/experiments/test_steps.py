@@ -1,7 +1,11 @@
 """The building blocks every experiment kind composes (divlab.experiments.steps)."""
 
 import contextlib
+import json
 
+import pytest
+
+from divlab.errors import ConfigError
 from divlab.experiments import kinds, steps
 from divlab.experiments.executors import Executor, available_cores
 
@@ -38,3 +42,18 @@ def test_run_all_honours_the_specs_threads_per_worker(tmp_path):
     assert _threads_given({"kind": "local", "threads_per_worker": 3}, tmp_path) == [3, 3]
     share = max(1, available_cores() // 2)  # unset: the cores shared by the 2 workers
     assert _threads_given({"kind": "local"}, tmp_path) == [share, share]
+
+
+def test_a_folder_from_before_a_new_spec_field_is_the_same_experiment(tmp_path):
+    """spec.json written before ``kind`` existed (no such key) still claims its folder and
+    is rewritten in the current form; a really different spec is still refused."""
+    spec = kinds.spec_from_dict(tiny_spec(), "test")
+    steps.claim_folder(tmp_path, spec)
+    stored = json.loads((tmp_path / "spec.json").read_text())
+    assert stored.pop("kind") == "diversity"
+    (tmp_path / "spec.json").write_text(json.dumps(stored))
+
+    steps.claim_folder(tmp_path, spec)
+    assert json.loads((tmp_path / "spec.json").read_text()) == spec.model_dump(mode="json")
+    with pytest.raises(ConfigError, match="different spec"):
+        steps.claim_folder(tmp_path, kinds.spec_from_dict(tiny_spec(seeds=[5]), "test"))

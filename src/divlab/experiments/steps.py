@@ -33,11 +33,14 @@ from divlab.io import read_json, write_json
 
 
 def claim_folder(root: str | Path, spec) -> Path:
-    """Create ``root`` for ``spec``, or check that it holds this same experiment."""
+    """Create ``root`` for ``spec``, or check that it holds this same experiment.
+
+    The stored spec is compared after validation, so a folder written by an older divlab
+    (before a field with a default existed, e.g. ``kind``) is the same experiment."""
     root = Path(root)
     resolved = spec.model_dump(mode="json")
     if (root / "spec.json").exists():
-        if read_json(root / "spec.json") != resolved:
+        if _resolved(read_json(root / "spec.json"), type(spec)) != resolved:
             raise ConfigError(
                 f"{root} holds an experiment with a different spec; choose another --out "
                 "(or delete the folder to start over)"
@@ -46,6 +49,14 @@ def claim_folder(root: str | Path, spec) -> Path:
         raise DataError(f"{root} exists and is not a divlab experiment folder")
     write_json(root / "spec.json", resolved)
     return root
+
+
+def _resolved(stored: dict, spec_class) -> dict | None:
+    """A stored spec as this version resolves it (None if it no longer validates)."""
+    try:
+        return spec_class.from_dict(stored).model_dump(mode="json")
+    except ConfigError:
+        return None
 
 
 def now() -> str:
