@@ -498,6 +498,18 @@ CacheOption = Annotated[
     Path | None,
     typer.Option(help="Embedding cache folder: batches already embedded are not recomputed."),
 ]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on stderr (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
 
 
 def _cache(folder: Path | None):
@@ -524,6 +536,7 @@ def measure_diversity(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """The Task2Vec diversity coefficient: mean distance between batches of the data."""
     import numpy as np
@@ -537,10 +550,11 @@ def measure_diversity(
     )  # fmt: skip
     the_probe = _probe_for(data, probe, device)
     prepared = probe_documents(data, the_probe)
-    result = diversity_coefficient(prepared, the_probe, settings, _cache(cache))
+    show = _show_progress(progress)
+    result = diversity_coefficient(prepared, the_probe, settings, _cache(cache), show)
     if with_bounds:  # bounds over the symbols the data actually uses
         symbols = np.unique(np.concatenate(prepared.documents))
-        result["bounds"] = bounds(the_probe, symbols, settings)
+        result["bounds"] = bounds(the_probe, symbols, settings, show)
         result["normalized"] = normalized_diversity(
             result["diversity"], result["bounds"]["lower"], result["bounds"]["upper"]
         )
@@ -586,6 +600,7 @@ def measure_alignment(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """The Task2Vec alignment coefficient of two data sets (align1 and align2)."""
     from divlab.io import write_json
@@ -597,7 +612,7 @@ def measure_alignment(
         align2_repeats=align2_repeats,
     )  # fmt: skip
     the_probe = _probe_for(data_a, probe, device)
-    result = alignment(data_a, data_b, the_probe, settings, _cache(cache))
+    result = alignment(data_a, data_b, the_probe, settings, _cache(cache), _show_progress(progress))
     if out:
         write_json(out, result)
     if as_json:
@@ -611,6 +626,11 @@ def measure_alignment(
         f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 {align2}; "
         f"probe {result['probe']}, {settings.estimator}"
     )
+
+
+# the spellings of the Task2Vec issue and the papers: `divlab diversity`, `divlab alignment`
+app.command("diversity", help="Same as `divlab measure diversity`.")(measure_diversity)
+app.command("alignment", help="Same as `divlab measure alignment`.")(measure_alignment)
 
 
 # ---- experiments ---------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Diversity and alignment coefficients: batches, bounds, CIs and bad input."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -131,3 +133,19 @@ def test_align2_repeats_give_a_t_interval_around_their_mean(probe, five_concepts
     assert abs(single - result["align2"]) <= 2 * standard_error * (1 + 1e-9)
     with pytest.raises(ConfigError, match="align2_repeats"):
         alignment(data, data, probe, DiversitySettings(align2_repeats=0))
+
+
+def test_progress_bars_go_to_stderr_and_change_no_number(five_concepts, probe):
+    """`divlab diversity` (the issue's spelling of `divlab measure diversity`) with bars on:
+    stdout stays valid JSON and the coefficient is the library's, bars or not."""
+    args = [str(five_concepts), "--probe", probe.source, "--batches", "5", "--batch-size", "8",
+            "--seq-len", "64", "--json", "--bounds"]  # fmt: skip
+    terminal = {"TTY_COMPATIBLE": "1"}  # rich draws its bars as on a terminal
+    shown = CliRunner(env=terminal).invoke(app, ["diversity", *args, "--progress"])
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout)
+    hidden = CliRunner(env=terminal).invoke(app, ["measure", "diversity", *args, "--no-progress"])
+    assert json.loads(hidden.stdout) == record
+    assert record["diversity"] == diversity_coefficient(five_concepts, probe, SETTINGS)["diversity"]
+    assert "batches" in shown.stderr and "lower bound" in shown.stderr
+    assert hidden.stderr == ""

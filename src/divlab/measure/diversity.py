@@ -110,11 +110,16 @@ def _tokenized(texts: list[str], probe: Probe, source: str) -> ProbeData:
 
 # ---- embeddings and the coefficients -----------------------------------------------
 def embed(
-    probe: Probe, batches: Batches, settings: DiversitySettings, cache: EmbeddingCache | None = None
+    probe: Probe,
+    batches: Batches,
+    settings: DiversitySettings,
+    cache: EmbeddingCache | None = None,
+    progress: str | None = None,
 ) -> list[np.ndarray]:
-    """One Task2Vec embedding per batch (read from / written to ``cache`` if given)."""
+    """One Task2Vec embedding per batch (read from / written to ``cache`` if given);
+    ``progress``: a label, to show a progress bar over the batches (on stderr)."""
     out = []
-    for i in range(len(batches)):
+    for i in _bar(range(len(batches)), progress):
         key = None
         if cache is not None:
             key = cache.key(probe, settings, batches.input_ids[i], batches.attention_mask[i], i)
@@ -126,6 +131,17 @@ def embed(
         if cache is not None:
             cache.put(key, out[-1])
     return out
+
+
+def _bar(items, label: str | None):
+    """``items``, behind a rich progress bar on stderr (stdout may carry JSON) if
+    ``label``; the bar disappears when done."""
+    if not label:
+        return items
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(items, description=label, console=Console(stderr=True), transient=True)
 
 
 def _embed_one(probe: Probe, batches: Batches, settings: DiversitySettings, i: int) -> np.ndarray:
@@ -182,8 +198,10 @@ def diversity_coefficient(
     probe: Probe,
     settings: DiversitySettings = DiversitySettings(),
     cache: EmbeddingCache | None = None,
+    progress: bool = False,
 ) -> dict:
-    """The diversity coefficient of ``data`` under ``probe`` (see the module docstring)."""
+    """The diversity coefficient of ``data`` under ``probe`` (see the module docstring);
+    ``progress``: a bar over the batches, on stderr."""
     prepared = data if isinstance(data, ProbeData) else probe_documents(data, probe)
     batches = make_batches(
         prepared.documents,
@@ -194,7 +212,9 @@ def diversity_coefficient(
         separator=prepared.separator,
         seed=settings.seed,
     )
-    return diversity_of_batches(batches, probe, settings, source=prepared.source, cache=cache)
+    return diversity_of_batches(
+        batches, probe, settings, prepared.source, cache, "batches" if progress else None
+    )
 
 
 def diversity_of_batches(
@@ -203,8 +223,9 @@ def diversity_of_batches(
     settings: DiversitySettings,
     source: str = "",
     cache: EmbeddingCache | None = None,
+    progress: str | None = None,
 ) -> dict:
-    embeddings = embed(probe, batches, settings, cache)
+    embeddings = embed(probe, batches, settings, cache, progress)
     matrix = distance_matrix(embeddings, kind=settings.distance)
     return {
         **summarize_pairs(matrix, settings.bootstrap, settings.seed),
@@ -222,10 +243,12 @@ def alignment(
     probe: Probe,
     settings: DiversitySettings = DiversitySettings(),
     cache: EmbeddingCache | None = None,
+    progress: bool = False,
 ) -> dict:
     """align1 (mean cross-distance, bootstrap CI over both sets of batches) and align2
     (one large batch each; with ``settings.align2_repeats = r > 1``, the mean over r
-    independent pairs of large batches with a t-interval over them)."""
+    independent pairs of large batches with a t-interval over them). ``progress``: bars
+    over the batches, on stderr."""
     if settings.align2_repeats < 1:
         raise ConfigError(f"align2_repeats must be >= 1, got {settings.align2_repeats}")
     prepared = [
@@ -236,7 +259,10 @@ def alignment(
                      settings.construction, p.separator, settings.seed + k)
         for k, p in enumerate(prepared)
     ]  # fmt: skip
-    embeddings = [embed(probe, b, settings, cache) for b in batches]
+    embeddings = [
+        embed(probe, b, settings, cache, f"batches of {name}" if progress else None)
+        for b, name in zip(batches, ("data 1", "data 2"), strict=True)
+    ]
     cross = distance_matrix(embeddings[0], embeddings[1], kind=settings.distance)
     rng = np.random.default_rng(settings.seed)
     n_a, n_b = cross.shape
@@ -245,7 +271,9 @@ def alignment(
         for _ in range(settings.bootstrap)
     ]
     align2 = []
-    for repeat in range(settings.align2_repeats):
+    for repeat in _bar(
+        range(settings.align2_repeats), "align2 (large batches)" if progress else None
+    ):
         large = [
             _one_large_batch(p, settings, settings.seed + 10 + k + 100 * repeat)
             for k, p in enumerate(prepared)
@@ -294,20 +322,28 @@ def _one_large_batch(prepared: ProbeData, settings: DiversitySettings, seed: int
     )
 
 
-def bounds(probe: Probe, symbols: np.ndarray, settings: DiversitySettings = DiversitySettings()):
+def bounds(
+    probe: Probe,
+    symbols: np.ndarray,
+    settings: DiversitySettings = DiversitySettings(),
+    progress: bool = False,
+):
     """Lower (one repeated token) and upper (random tokens, disjoint across batches)
-    diversity under ``settings``; also the paper's uniform-random-tokens value."""
+    diversity under ``settings``; also the paper's uniform-random-tokens value.
+    ``progress``: bars over the batches, on stderr."""
     shape = (settings.n_batches, settings.batch_size, settings.seq_len)
     symbols = np.asarray(symbols)
 
-    def value(batches: Batches) -> float:
-        return diversity_of_batches(batches, probe, settings)["diversity"]
+    def value(batches: Batches, name: str) -> float:
+        label = f"{name} bound" if progress else None
+        return diversity_of_batches(batches, probe, settings, progress=label)["diversity"]
 
     return {
-        "lower": value(repeated_token_batches(int(symbols[0]), *shape)),
-        "upper": value(random_token_batches(symbols, *shape, seed=settings.seed)),
+        "lower": value(repeated_token_batches(int(symbols[0]), *shape), "lower"),
+        "upper": value(random_token_batches(symbols, *shape, seed=settings.seed), "upper"),
         "uniform_random": value(
-            random_token_batches(symbols, *shape, seed=settings.seed, disjoint=False)
+            random_token_batches(symbols, *shape, seed=settings.seed, disjoint=False),
+            "uniform-random",
         ),
     }
 
