@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",  # a docstring's wrapped lines are one paragraph
 )
 ginc_app = typer.Typer(
     help="Synthetic data with known structure (GINC: mixtures of HMM concepts).",
