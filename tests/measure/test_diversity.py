@@ -140,11 +140,10 @@ def test_progress_bars_go_to_stderr_and_change_no_number(five_concepts, probe):
     stdout stays valid JSON and the coefficient is the library's, bars or not."""
     args = [str(five_concepts), "--probe", probe.source, "--batches", "5", "--batch-size", "8",
             "--seq-len", "64", "--json", "--bounds"]  # fmt: skip
-    terminal = {"TTY_COMPATIBLE": "1"}  # rich draws its bars as on a terminal
-    shown = CliRunner(env=terminal).invoke(app, ["diversity", *args, "--progress"])
+    shown = CliRunner().invoke(app, ["diversity", *args, "--progress"])  # asked: drawn
     assert shown.exit_code == 0, shown.output
     record = json.loads(shown.stdout)
-    hidden = CliRunner(env=terminal).invoke(app, ["measure", "diversity", *args, "--no-progress"])
+    hidden = CliRunner().invoke(app, ["measure", "diversity", *args, "--no-progress"])
     assert json.loads(hidden.stdout) == record
     assert record["diversity"] == diversity_coefficient(five_concepts, probe, SETTINGS)["diversity"]
     assert "batches" in shown.stderr and "lower bound" in shown.stderr

@@ -114,7 +114,7 @@ def embed(
     batches: Batches,
     settings: DiversitySettings,
     cache: EmbeddingCache | None = None,
-    progress: str | None = None,
+    progress: str | bool | None = None,
 ) -> list[np.ndarray]:
     """One Task2Vec embedding per batch (read from / written to ``cache`` if given);
     ``progress``: a label, to show a progress bar over the batches (on stderr)."""
@@ -133,15 +133,18 @@ def embed(
     return out
 
 
-def _bar(items, label: str | None):
+def _bar(items, label: str | bool | None):
     """``items``, behind a rich progress bar on stderr (stdout may carry JSON) if
-    ``label``; the bar disappears when done."""
+    ``label`` (its text; ``True``: "batches"). Asked for, the bar is drawn even when
+    stderr is not a terminal (a log file); it disappears when done."""
     if not label:
         return items
     from rich.console import Console
     from rich.progress import track
 
-    return track(items, description=label, console=Console(stderr=True), transient=True)
+    console = Console(stderr=True, force_terminal=True)
+    text = label if isinstance(label, str) else "batches"
+    return track(items, description=text, console=console, transient=True)
 
 
 def _embed_one(probe: Probe, batches: Batches, settings: DiversitySettings, i: int) -> np.ndarray:
@@ -223,7 +226,7 @@ def diversity_of_batches(
     settings: DiversitySettings,
     source: str = "",
     cache: EmbeddingCache | None = None,
-    progress: str | None = None,
+    progress: str | bool | None = None,
 ) -> dict:
     embeddings = embed(probe, batches, settings, cache, progress)
     matrix = distance_matrix(embeddings, kind=settings.distance)
