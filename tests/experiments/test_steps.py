@@ -57,3 +57,15 @@ def test_a_folder_from_before_a_new_spec_field_is_the_same_experiment(tmp_path):
     assert json.loads((tmp_path / "spec.json").read_text()) == spec.model_dump(mode="json")
     with pytest.raises(ConfigError, match="different spec"):
         steps.claim_folder(tmp_path, kinds.spec_from_dict(tiny_spec(seeds=[5]), "test"))
+
+
+def test_a_folder_of_another_kind_or_version_says_which(tmp_path):
+    spec = kinds.spec_from_dict(tiny_spec(), "test")
+    steps.claim_folder(tmp_path, spec)
+    stored = json.loads((tmp_path / "spec.json").read_text())
+    (tmp_path / "spec.json").write_text(json.dumps({**stored, "kind": "scaling"}))
+    with pytest.raises(ConfigError, match="holds a scaling experiment, not a diversity one"):
+        steps.claim_folder(tmp_path, spec)
+    (tmp_path / "spec.json").write_text(json.dumps({**stored, "retired_field": 1}))
+    with pytest.raises(ConfigError, match=r"cannot read .*retired_field"):
+        steps.claim_folder(tmp_path, spec)

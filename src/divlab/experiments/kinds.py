@@ -16,10 +16,10 @@ Its report section is ``divlab.report.<kind>`` (see ``divlab.report.build``).
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 from divlab.errors import ConfigError, DataError
+from divlab.io import read_json
 
 KINDS = {
     "diversity": "divlab.experiments.runner",
@@ -62,9 +62,7 @@ def spec_of_folder(folder: str | Path):
     folder = Path(folder)
     if not (folder / "spec.json").exists():
         raise DataError(f"{folder} is not an experiment folder (no spec.json)")
-    return spec_from_dict(
-        json.loads((folder / "spec.json").read_text()), source=f"{folder}/spec.json"
-    )
+    return spec_from_dict(read_json(folder / "spec.json"), source=f"{folder}/spec.json")
 
 
 def load(spec_or_folder: str | Path):

@@ -40,7 +40,7 @@ def claim_folder(root: str | Path, spec) -> Path:
     root = Path(root)
     resolved = spec.model_dump(mode="json")
     if (root / "spec.json").exists():
-        if _resolved(read_json(root / "spec.json"), type(spec)) != resolved:
+        if _resolved(root / "spec.json", spec) != resolved:
             raise ConfigError(
                 f"{root} holds an experiment with a different spec; choose another --out "
                 "(or delete the folder to start over)"
@@ -51,12 +51,22 @@ def claim_folder(root: str | Path, spec) -> Path:
     return root
 
 
-def _resolved(stored: dict, spec_class) -> dict | None:
-    """A stored spec as this version resolves it (None if it no longer validates)."""
+def _resolved(path: Path, spec) -> dict:
+    """The spec stored at ``path`` as this version resolves it; a clear error if it is of
+    another kind or no longer validates (a folder of another divlab version)."""
+    stored = read_json(path)
+    kind = stored.get("kind", "diversity") if isinstance(stored, dict) else None
+    if kind != spec.kind:
+        raise ConfigError(
+            f"{path.parent} holds a {kind} experiment, not a {spec.kind} one; choose another --out"
+        )
     try:
-        return spec_class.from_dict(stored).model_dump(mode="json")
-    except ConfigError:
-        return None
+        return type(spec).from_dict(stored, source=str(path)).model_dump(mode="json")
+    except ConfigError as error:
+        raise ConfigError(
+            f"{path.parent} holds an experiment whose spec this divlab cannot read ({error}); "
+            "resume it with the divlab version that wrote it, or choose another --out"
+        ) from None
 
 
 def now() -> str:
