@@ -132,11 +132,13 @@ def test_killed_experiment_resumes_to_the_same_runs(tiny_experiment, tmp_path):
     process = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    while len(list(out.glob("runs/*/result.json"))) < 2:  # some runs done, others not
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.1)  # a hang is pytest-timeout's to catch (pyproject.toml)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    try:
+        while len(list(out.glob("runs/*/result.json"))) < 2:  # some runs done, others not
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(0.1)  # a hang is pytest-timeout's to catch (pyproject.toml)
+    finally:  # the runner and its workers, also when the test fails or times out
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     finished = len(list(out.glob("runs/*/result.json")))
     assert 2 <= finished < 6, "the kill came too late to test a resume"
     assert not (out / "results.parquet").exists()  # no table that looks complete
