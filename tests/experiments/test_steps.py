@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from divlab.errors import ConfigError
+from divlab.errors import ConfigError, DataError
 from divlab.experiments import kinds, steps
 from divlab.experiments.executors import Executor, available_cores
 
@@ -68,4 +68,7 @@ def test_a_folder_of_another_kind_or_version_says_which(tmp_path):
         steps.claim_folder(tmp_path, spec)
     (tmp_path / "spec.json").write_text(json.dumps({**stored, "retired_field": 1}))
     with pytest.raises(ConfigError, match=r"cannot read .*retired_field"):
+        steps.claim_folder(tmp_path, spec)
+    (tmp_path / "spec.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="not an experiment spec"):
         steps.claim_folder(tmp_path, spec)

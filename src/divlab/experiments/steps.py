@@ -55,7 +55,9 @@ def _resolved(path: Path, spec) -> dict:
     """The spec stored at ``path`` as this version resolves it; a clear error if it is of
     another kind or no longer validates (a folder of another divlab version)."""
     stored = read_json(path)
-    kind = stored.get("kind", "diversity") if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        raise DataError(f"{path} is not an experiment spec (not a mapping of fields)")
+    kind = stored.get("kind", "diversity")
     if kind != spec.kind:
         raise ConfigError(
             f"{path.parent} holds a {kind} experiment, not a {spec.kind} one; choose another --out"
