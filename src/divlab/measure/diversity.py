@@ -338,15 +338,15 @@ def bounds(
     symbols = np.asarray(symbols)
 
     def value(batches: Batches, name: str) -> float:
-        label = f"{name} bound" if progress else None
+        label = name if progress else None
         return diversity_of_batches(batches, probe, settings, progress=label)["diversity"]
 
     return {
-        "lower": value(repeated_token_batches(int(symbols[0]), *shape), "lower"),
-        "upper": value(random_token_batches(symbols, *shape, seed=settings.seed), "upper"),
+        "lower": value(repeated_token_batches(int(symbols[0]), *shape), "lower bound"),
+        "upper": value(random_token_batches(symbols, *shape, seed=settings.seed), "upper bound"),
         "uniform_random": value(
             random_token_batches(symbols, *shape, seed=settings.seed, disjoint=False),
-            "uniform-random",
+            "uniform random tokens",
         ),
     }
 
