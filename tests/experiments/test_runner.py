@@ -3,6 +3,7 @@ and the Ray executor giving the same results as the local one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -137,7 +138,8 @@ def test_killed_experiment_resumes_to_the_same_runs(tiny_experiment, tmp_path):
             assert process.poll() is None, process.stderr.read().decode()
             time.sleep(0.1)  # a hang is pytest-timeout's to catch (pyproject.toml)
     finally:  # the runner and its workers, also when the test fails or times out
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # already gone: its error is the news
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     finished = len(list(out.glob("runs/*/result.json")))
     assert 2 <= finished < 6, "the kill came too late to test a resume"
