@@ -297,14 +297,13 @@ def run(
     log=None,
 ) -> dict:
     """Run (or resume) the collapse experiment ``spec`` in folder ``out``."""
-    log = log or (print if progress else (lambda *_: None))
+    log = steps.logger(log, progress)
     root = steps.claim_folder(out, spec)
     started = steps.now()
     tables = analytic_tables(spec, root)
     if spec.collapse.lm is not None:
-        from divlab.experiments.steps import executor_for
-
-        tables["lm"] = str(run_recursion(spec, root, executor or executor_for(spec), progress, log))
+        executor = executor or steps.executor_for(spec)
+        tables["lm"] = str(run_recursion(spec, root, executor, progress, log))
     return steps.finish(root, spec, {"tables": tables}, report, started, tables=tables)
 
 

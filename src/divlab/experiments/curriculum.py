@@ -232,13 +232,12 @@ def run(
     from divlab.experiments import domains as dom
     from divlab.experiments import steps
     from divlab.experiments.plan import stable_hash
-    from divlab.experiments.steps import executor_for
     from divlab.io import write_json
     from divlab.train.loop import load_curve
 
-    log = log or (print if progress else (lambda *_: None))
+    log = steps.logger(log, progress)
     root = steps.claim_folder(out, spec)
-    executor = executor or executor_for(spec)
+    executor = executor or steps.executor_for(spec)
     started = steps.now()
     c = spec.curriculum
     names = [d.name for d in c.domains]

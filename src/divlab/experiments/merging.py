@@ -508,11 +508,10 @@ def run(
     much was done now (``ran_now``, ``merged_now``, ``evaluated_now``)."""
     from divlab.experiments.execute import torch_threads
     from divlab.experiments.executors import available_cores
-    from divlab.experiments.steps import executor_for
 
-    log = log or (print if progress else (lambda *_: None))
+    log = steps.logger(log, progress)
     root = steps.claim_folder(Path(out).resolve(), spec)
-    executor = executor or executor_for(spec)
+    executor = executor or steps.executor_for(spec)
     started = steps.now()
     # This process's stages (data, merges, evaluations) run alone: every core, unless the
     # spec pins threads (on a shared machine, fewer threads than busy cores is faster).

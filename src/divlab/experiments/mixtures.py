@@ -320,12 +320,11 @@ def run(
 
     from divlab.experiments import domains as dom
     from divlab.experiments import steps
-    from divlab.experiments.steps import executor_for
     from divlab.io import read_json, write_json
 
-    log = log or (print if progress else (lambda *_: None))
+    log = steps.logger(log, progress)
     root = steps.claim_folder(out, spec)
-    executor = executor or executor_for(spec)
+    executor = executor or steps.executor_for(spec)
     started = steps.now()
     m = spec.mixtures
     names = [d.name for d in m.domains]

@@ -28,7 +28,6 @@ from divlab.experiments import steps
 from divlab.experiments.execute import is_complete, torch_threads
 from divlab.experiments.executors import Executor, available_cores
 from divlab.experiments.spec import ExperimentSpec
-from divlab.experiments.steps import executor_for
 from divlab.io import read_json, write_json
 
 
@@ -335,9 +334,9 @@ def run_experiment(
     the paths of the results table and report, and how many runs were done now."""
     from divlab.experiments.results import consolidate
 
-    log = log or (print if progress else (lambda *_: None))
+    log = steps.logger(log, progress)
     experiment = Experiment(spec, out)  # validates the plan and fairness before any compute
-    executor = executor or executor_for(spec)
+    executor = executor or steps.executor_for(spec)
     experiment.claim_folder()
     started = steps.now()
     with torch_threads(available_cores()):  # the stages before the runs have the machine

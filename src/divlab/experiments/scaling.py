@@ -152,9 +152,8 @@ def run(
     """Run (or resume) the scaling experiment in ``out``: train the grid of runs, fit the
     laws and write the tables (and the report)."""
     from divlab.experiments import steps
-    from divlab.experiments.steps import executor_for
 
-    log = log or (print if progress else (lambda *_: None))
+    log = steps.logger(log, progress)
     root = steps.claim_folder(out, spec)
     started = steps.now()
     eval_data = steps.ginc_eval_set(spec, root)
@@ -172,7 +171,7 @@ def run(
                     )
                 )
                 configs.append({"model": preset, "budget": budget})
-    executor = executor or executor_for(spec)
+    executor = executor or steps.executor_for(spec)
     records = steps.run_all(payloads, executor, progress, "scaling runs", log)
 
     runs = runs_table(records, configs, spec.scaling.holdout)

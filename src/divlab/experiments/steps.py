@@ -71,6 +71,11 @@ def _resolved(path: Path, spec) -> dict:
         ) from None
 
 
+def logger(log, progress: bool):
+    """The ``log`` a kind's ``run`` was given, else ``print`` (or nothing when quiet)."""
+    return log or (print if progress else (lambda *_: None))
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
