@@ -15,7 +15,7 @@ import pytest
 from divlab.errors import ConfigError
 from divlab.experiments import collapse, kinds
 from divlab.experiments import collapse_chains as chains
-from tests.experiments.tiny import InProcess, tiny_spec
+from tests.experiments.tiny import InProcess, tiny_kind_spec
 
 TOLERANCE = 4.0  # standard errors
 
@@ -104,9 +104,7 @@ def test_tail_set_and_mass():
 
 # ---- bad input --------------------------------------------------------------------------
 def _spec(**collapse_section) -> dict:
-    spec = tiny_spec(kind="collapse", name="collapse-tiny", seeds=[0])
-    for key in ("plan", "probe", "diversity"):
-        spec.pop(key)
+    spec = tiny_kind_spec("collapse", name="collapse-tiny", seeds=[0])
     spec["collapse"] = collapse_section
     return spec
 

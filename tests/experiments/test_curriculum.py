@@ -14,15 +14,13 @@ from divlab.experiments import curriculum as cur
 from divlab.experiments import domains as dom
 from divlab.experiments import kinds
 from divlab.io import read_json
-from tests.experiments.tiny import InProcess, tiny_spec
+from tests.experiments.tiny import InProcess, tiny_kind_spec
 
 DOMAINS = [{"name": "a", "concepts": [0, 1]}, {"name": "b", "concepts": [2, 3]}]
 
 
 def curriculum_spec(**section) -> dict:
-    spec = tiny_spec(name="tiny-curriculum", kind="curriculum", seeds=[0])
-    for key in ("plan", "probe", "diversity"):
-        spec.pop(key)
+    spec = tiny_kind_spec("curriculum", name="tiny-curriculum", seeds=[0])
     spec["token_budget"] = 4096
     spec["training_data"] = {"n_tokens": 4096, "doc_length": 63, "seed": 2}
     spec["eval"] = {"n_concepts": 4, "n_docs": 4, "doc_length": 64, "seed": 1}

@@ -13,7 +13,7 @@ from divlab.errors import ConfigError, DataError
 from divlab.experiments import kinds
 from divlab.experiments import scaling_laws as laws
 from divlab.experiments.scaling import SPEC
-from tests.experiments.tiny import InProcess, tiny_spec
+from tests.experiments.tiny import InProcess, tiny_kind_spec
 
 PLANTED_DATA = {"E": 1.5, "B": 20.0, "beta": 0.4}
 PLANTED_JOINT = {"E": 1.2, "A": 300.0, "alpha": 0.35, "B": 400.0, "beta": 0.3}
@@ -94,16 +94,14 @@ def test_bad_input_raises_clear_errors():
 
 
 def scaling_spec(**section) -> dict:
-    spec = tiny_spec(
-        kind="scaling",
+    spec = tiny_kind_spec(
+        "scaling",
         name="tiny-scaling",
         scaling={"token_budgets": [1024, 2048, 4096, 8192], "bootstrap": 50, **section},
         seeds=[0],
         eval_every_tokens=None,
         evaluation={"limit": 8, "prefix": 16, "length": 8, "icl": False},
     )
-    for key in ("plan", "probe", "diversity"):
-        del spec[key]
     spec["training_data"] = {"n_tokens": 4000, "doc_length": 256, "seed": 2}
     return spec
 

@@ -55,6 +55,15 @@ def tiny_spec(**overrides) -> dict:
     return spec
 
 
+def tiny_kind_spec(kind: str, **overrides) -> dict:
+    """The tiny spec as another experiment kind: without the diversity kind's own
+    sections (plan, probe, diversity), which other kinds refuse."""
+    spec = tiny_spec(kind=kind, **overrides)
+    for key in ("plan", "probe", "diversity"):
+        del spec[key]
+    return spec
+
+
 def write_spec(path, spec: dict):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
