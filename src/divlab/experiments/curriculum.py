@@ -250,7 +250,7 @@ def run(
     rng = dom.seed_for(c.seed, "documents")
     documents = dom.mixture_documents(pools, c.share_vector(), n_docs, rng)
     domain_of = documents.column("domain").to_numpy(zero_copy_only=False)
-    key = [[str(p.path) for p in pools.values()], c.share_vector().tolist(), n_docs, c.seed]
+    key = [[steps.relative(p.path, root) for p in pools.values()], c.share_vector().tolist(), n_docs, c.seed]
 
     payloads, arms = [], []
     for arm in c.orderings:

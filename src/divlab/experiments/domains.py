@@ -133,7 +133,7 @@ def domain_eval_set(spec, root: Path, domains: list[DomainSpec]) -> Path:
         steps.ginc_eval_set(spec, root, d.concepts, _own_seed(spec.eval.seed, d), f"eval-{d.name}")
         for d in domains
     ]
-    out = Path(root) / "data" / f"eval-domains-{stable_hash([str(p) for p in parts], 8)}"
+    out = Path(root) / "data" / f"eval-domains-{stable_hash([steps.relative(p, root) for p in parts], 8)}"
     if (out / "summary.json").exists():
         return out
     tables = [

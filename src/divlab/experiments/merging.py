@@ -445,7 +445,7 @@ def union_set(root: Path, name: str, parts: list[Path]) -> Path:
 
     from divlab.data.store import open_dataset, write_dataset
 
-    path = root / "data" / f"mixture-{name}-{planning.stable_hash([str(p) for p in parts], 8)}"
+    path = root / "data" / f"mixture-{name}-{planning.stable_hash([steps.relative(p, root) for p in parts], 8)}"
     if not (path / "summary.json").exists():
         datasets = [open_dataset(p) for p in parts]
         table = pa.concat_tables([d.table("train") for d in datasets])
@@ -632,7 +632,7 @@ def plan_runs(spec: MergingExperimentSpec, root: Path, data: dict, eval_data: Pa
         for m in candidate_mixtures(spec.merging):
             sources = [partition_models[i] for i in m]
             weights = [spec.merging.weights[i] for i in m] if spec.merging.weights else None
-            digest = planning.stable_hash([[str(p) for p in sources], weights], 8)
+            digest = planning.stable_hash([[steps.relative(p, root) for p in sources], weights], 8)
             key = f"{mixture_name(m)}-s{s}-{digest}"
             merge = {"key": key, "seed": s, "role": "merge", "name": mixture_name(m), "members": m}
             models.append(

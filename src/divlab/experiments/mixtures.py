@@ -343,7 +343,7 @@ def run(
         from divlab.experiments.plan import stable_hash
 
         key = [
-            [str(p.path) for p in pools.values()],
+            [steps.relative(p.path, root) for p in pools.values()],
             np.round(weights, 12).tolist(),
             n_docs,
             m.seed,

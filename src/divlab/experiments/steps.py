@@ -146,7 +146,7 @@ def run_payload(
     data, the recipe and the evaluation, so a changed recipe never reuses a stale run."""
     recipe = planning.train_recipe(spec, train_overrides) | {"seed": seed}
     evaluation = evaluation or spec.evaluation.model_dump(mode="json")
-    run_id = f"{name}-s{seed}-" + planning.stable_hash([_relative(data, root), recipe, evaluation])
+    run_id = f"{name}-s{seed}-" + planning.stable_hash([relative(data, root), recipe, evaluation])
     return {
         "run_id": run_id,
         "condition": name,
@@ -159,7 +159,7 @@ def run_payload(
     }
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative(path: Path, root: Path) -> str:
     """``path`` inside the experiment folder as a relative path, so a moved or copied
     folder keeps its run ids (and its finished runs)."""
     try:
