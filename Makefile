@@ -23,10 +23,14 @@ demo: $(STAMP)
 
 ## test: lint, format check and the whole test suite, slow tests included (what CI runs;
 ## a bare `pytest` skips the slow ones for a quick loop)
-test: $(STAMP) browser
+test: lint browser
+	$(BIN)/python -m pytest -q -m "not gpu"
+
+## lint: ruff, the format check and the layer contracts (import-linter, pyproject.toml)
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -m "not gpu"
+	$(BIN)/lint-imports
 
 # Debian's chromium + chromedriver, for the test that opens the HTML report in a real
 # browser; installed when missing and we may (root), else that one test says it skipped.
@@ -47,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train_loop.py
 	$(BIN)/python bench/bench_executors.py
 	$(BIN)/python bench/bench_minhash.py
+	$(BIN)/python bench/bench_task2vec.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -50,7 +50,8 @@ def five_concepts(tmp_path_factory):
 def tiny_experiment(tmp_path_factory):
     """The tiny experiment (tests/experiments/tiny.py) run once, uninterrupted, on the local
     executor with 2 workers, report included: (folder, run_experiment's summary)."""
-    from divlab.experiments import ExperimentSpec, run_experiment
+    from divlab.experiments.kinds.diversity.run import run_experiment
+    from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
     from tests.experiments.tiny import tiny_spec
 
     out = tmp_path_factory.mktemp("experiments") / "tiny"

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from divlab.data.ginc import GincSpec
-from divlab.experiments import ExperimentSpec, conditions, kinds, runs
+from divlab.experiments import registry as kinds
+from divlab.experiments.kinds.diversity.plan import conditions, runs
+from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 from divlab.io import load_yaml
 from divlab.train import TrainSpec
 
@@ -40,7 +42,7 @@ def test_example_spec_validates(path):
         assert len(runs(spec)) == len(conditions(spec)) * len(spec.seeds) >= 2
     else:
         assert spec.name == path.stem
-        assert kinds.module(spec.kind).describe(spec)
+        assert kinds.get(spec.kind).describe(spec)
 
 
 def test_there_are_examples():

@@ -15,7 +15,31 @@ from rich.console import Console
 from rich.table import Table
 
 import divlab
-from divlab.errors import ConfigError, DataError, DivlabError
+from divlab import experiments
+from divlab.curate.dedup import dedup_dataset
+from divlab.curate.minhash import PRESETS, settings_for
+from divlab.curate.perplexity import perplexity_filter
+from divlab.curate.semantic import semantic_dataset
+from divlab.data.ginc.dataset import GincDataset, GincSpec, generate
+from divlab.data.store import open_dataset
+from divlab.data.text import prepare_text
+from divlab.errors import ConfigError, DivlabError
+from divlab.evaluate.checkpoint import evaluate_checkpoint
+from divlab.experiments.executors import executor_for
+from divlab.experiments.registry import kind_of_folder
+from divlab.io import load_yaml, write_json
+from divlab.measure import (
+    DiversitySettings,
+    alignment,
+    bounds,
+    diversity_coefficient,
+    load_probe,
+    normalized_diversity,
+    probe_documents,
+)
+from divlab.measure.cache import EmbeddingCache
+from divlab.train import TrainSpec, train
+from divlab.train.merging import average_checkpoints
 
 app = typer.Typer(
     help="divlab: controlled experiments on language-model training data.",
@@ -106,8 +130,6 @@ def ginc_generate(
 ) -> None:
     """Generate a GINC data set: documents with per-document ground truth, ICL prompts,
     oracle losses and a tokenizer."""
-    from divlab.data.ginc.dataset import GincSpec, generate
-    from divlab.io import load_yaml
 
     tree: dict = load_yaml(config) if config else {}
     overrides = {
@@ -160,7 +182,6 @@ def ginc_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Summarise a GINC data set: counts, concepts, oracle loss, ground-truth diversity, knobs."""
-    from divlab.data.ginc.dataset import GincDataset
 
     info = GincDataset(path).info()
     if as_json:
@@ -260,8 +281,6 @@ def data_prepare(
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Tokenize a text corpus into a data set that `divlab train` and the measures read."""
-    from divlab.data.store import open_dataset
-    from divlab.data.text import prepare_text
 
     if (tokenizer is None) == (vocab_size is None):
         raise ConfigError("give exactly one of --tokenizer and --vocab-size")
@@ -317,8 +336,6 @@ def train_command(
 ) -> None:
     """Train a decoder on a data set for a fixed token budget (resumes a killed run in
     --out; returns at once if the run there is finished)."""
-    from divlab.io import load_yaml
-    from divlab.train import TrainSpec, train
 
     tree: dict = load_yaml(config) if config else {}
     overrides = {
@@ -387,8 +404,6 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Loss, perplexity and gap to the oracle; continuation metrics; ICL exact match."""
-    from divlab.evaluate.checkpoint import evaluate_checkpoint
-    from divlab.io import write_json
 
     result = evaluate_checkpoint(checkpoint, data, split, limit, prefix, length, icl, device)
     if out:
@@ -439,7 +454,6 @@ def merge_command(
 ) -> None:
     """Average checkpoints' parameters into one checkpoint (float tensors averaged, the
     rest must agree): the merge of divlab's data-ablation experiments, as a normal model."""
-    from divlab.experiments.merging import average_checkpoints
 
     parsed = None
     if weights is not None:
@@ -462,19 +476,15 @@ app.add_typer(measure_app, name="measure")
 
 def _probe_for(data: Path, probe: str, device: str):
     """A probe, with a random-init probe sized to the data's vocabulary."""
-    from divlab.measure import load_probe
 
     vocab_size, special = None, None
     if probe.startswith("random:"):
-        from divlab.data.store import open_dataset
-
         dataset = open_dataset(data)
         vocab_size, special = dataset.vocab_size, dataset.summary["tokenizer"]
     return load_probe(probe, vocab_size=vocab_size, special=special, device=device)
 
 
 def _measure_settings(**fields):
-    from divlab.measure import DiversitySettings
 
     if fields["estimator"] not in ("closed-form", "montecarlo"):
         raise ConfigError("--estimator must be closed-form or montecarlo")
@@ -514,7 +524,6 @@ def _show_progress(progress: bool | None) -> bool:
 
 
 def _cache(folder: Path | None):
-    from divlab.measure.cache import EmbeddingCache
 
     return EmbeddingCache(folder) if folder else None
 
@@ -541,9 +550,6 @@ def measure_diversity(
 ) -> None:
     """The Task2Vec diversity coefficient: mean distance between batches of the data."""
     import numpy as np
-
-    from divlab.io import write_json
-    from divlab.measure import bounds, diversity_coefficient, normalized_diversity, probe_documents
 
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
@@ -604,8 +610,6 @@ def measure_alignment(
     progress: ProgressOption = None,
 ) -> None:
     """The Task2Vec alignment coefficient of two data sets (align1 and align2)."""
-    from divlab.io import write_json
-    from divlab.measure import alignment
 
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
@@ -660,32 +664,16 @@ def experiment_run(
     """Run (or resume) an experiment of any kind (diversity, collapse, merging, mixtures,
     curriculum, scaling): its data, every run, the results tables and the report.
     Relaunching skips what is finished."""
-    from divlab.experiments import kinds
-    from divlab.experiments.steps import executor_for
-
-    loaded = kinds.load(spec)
-    if loaded.kind != "diversity":
-        folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
-        chosen = executor_for(loaded, executor, workers, address)
-        result = kinds.module(loaded.kind).run(
-            loaded, folder, executor=chosen, progress=not quiet, report=report
-        )
-        console.print(f"[green]done[/] {loaded.kind} experiment in {result['out']}")
-        if "report" in result:
-            console.print(f"report: {result['report']}")
-        return
-    from divlab.experiments import open_experiment, run_experiment
-
-    experiment = open_experiment(spec, out)  # validates the spec and fairness before compute
-    loaded = experiment.spec
+    loaded = experiments.load(spec)  # validates the whole spec before any compute
+    folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
     chosen = executor_for(loaded, executor, workers, address)
-    result = run_experiment(
-        loaded, experiment.layout.root, executor=chosen, progress=not quiet, report=report
-    )
-    console.print(
-        f"[green]done[/] {result['finished']} of {result['runs']} runs "
-        f"({result['ran_now']} now); table {result['results']}"
-    )
+    result = experiments.run(loaded, folder, executor=chosen, progress=not quiet, report=report)
+    console.print(f"[green]done[/] {loaded.kind} experiment in {result['out']}")
+    if "runs" in result and "finished" in result:
+        console.print(
+            f"{result['finished']} of {result['runs']} runs finished"
+            + (f" ({result['ran_now']} now)" if "ran_now" in result else "")
+        )
     if "report" in result:
         console.print(f"report: {result['report']}")
 
@@ -694,58 +682,34 @@ def experiment_run(
 def experiment_validate(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
 ) -> None:
-    """Check a spec (fields, plan, fairness) and print its conditions and runs; no compute."""
-    from divlab.experiments import kinds, open_experiment
-    from divlab.train.models import PRESETS
-
-    loaded = kinds.load_spec(spec)
-    if loaded.kind != "diversity":
-        for line in kinds.module(loaded.kind).describe(loaded):
-            console.print(line)
-        return
-    experiment = open_experiment(spec)
-    loaded = experiment.spec
-    table = Table("condition", "plan", "concepts", "id")
-    for c in experiment.conditions:
-        concepts = "text" if c.is_text else str(c.n_concepts)
-        table.add_row(c.name, c.plan, concepts, c.id)
-    console.print(table)
-    preset = loaded.model.preset if loaded.model.preset in PRESETS else "?"
-    console.print(
-        f"{len(experiment.runs)} runs ({len(experiment.conditions)} conditions x "
-        f"{len(loaded.seeds)} seeds), model {preset}, {loaded.token_budget:,} tokens each; "
-        f"{len(experiment.pending())} not yet finished in runs/{loaded.name}"
-    )
+    """Check a spec (fields, plan, fairness) and print its plan in words; no compute."""
+    loaded = experiments.load_spec(spec)
+    for line in experiments.get(loaded.kind).describe(loaded):
+        console.print(line, highlight=False)
 
 
 @app.command("results")
 def results_command(
-    spec_or_dir: Annotated[Path, typer.Argument(help="Experiment spec or folder.")],
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Experiment folder of a spec.")
-    ] = None,
+    folder: Annotated[Path, typer.Argument(help="Experiment folder.")],
 ) -> None:
-    """Consolidate an experiment's per-run records into results.parquet (pandas/DuckDB)."""
-    from divlab.experiments import consolidate, open_experiment
-
-    experiment = open_experiment(spec_or_dir, out)
-    if not experiment.layout.spec.exists():
-        raise DataError(f"{experiment.layout.root} holds no experiment yet; run it first")
-    tables = consolidate(experiment)
-    console.print(
-        f"[green]wrote[/] {tables['results']} ({tables['finished']} of "
-        f"{len(experiment.runs)} runs finished) and {tables['curves']}"
-    )
+    """Rebuild an experiment's results tables from its run folders (pandas/DuckDB)."""
+    kind = kind_of_folder(folder)
+    if kind.collect is None:
+        console.print(
+            f"a {kind.name} experiment writes its tables as it runs: "
+            + ", ".join(str(folder / t) for t in kind.tables)
+        )
+        return
+    tables = kind.collect(folder)
+    console.print(f"[green]wrote[/] {', '.join(f'{k}: {v}' for k, v in tables.items())}")
 
 
 @app.command("report")
 def report_command(
     folder: Annotated[Path, typer.Argument(help="Experiment folder.")],
 ) -> None:
-    """Build the HTML report (plots A-E, statistics) of an experiment folder."""
-    from divlab.report import build_report
-
-    console.print(f"[green]wrote[/] {build_report(folder)}")
+    """Build the HTML report (figures, statistics) of an experiment folder of any kind."""
+    console.print(f"[green]wrote[/] {experiments.build_report(folder)}")
 
 
 # ---- curation ------------------------------------------------------------------------
@@ -771,9 +735,6 @@ def curate_dedup(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """Remove exact or near-duplicate documents; print what was kept and removed."""
-    from divlab.curate.dedup import dedup_dataset
-    from divlab.curate.minhash import PRESETS, settings_for
-    from divlab.data.store import open_dataset
 
     settings = None
     if method == "near":
@@ -808,7 +769,6 @@ def curate_ppl_filter(
 ) -> None:
     """Keep the documents whose perplexity under MODEL lies in a band (quantiles by
     default: 0.0..0.9 drops the 10 % least likely)."""
-    from divlab.curate.perplexity import perplexity_filter
 
     report = perplexity_filter(
         data, out, model, keep_low, keep_high, absolute, split, device, overwrite
@@ -841,7 +801,6 @@ def curate_semdedup(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """SemDeDup: drop semantic near-duplicates within embedding clusters."""
-    from divlab.curate.semantic import semantic_dataset
 
     report = semantic_dataset(
         data, out, "semdedup", embedder, clusters, eps, ratio, split=split, overwrite=overwrite
@@ -861,7 +820,6 @@ def curate_d4(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """D4: SemDeDup, re-cluster, then drop the most prototypical documents."""
-    from divlab.curate.semantic import semantic_dataset
 
     report = semantic_dataset(
         data,

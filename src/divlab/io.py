@@ -14,21 +14,44 @@ from typing import Any
 from divlab.errors import ConfigError, DataError
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` through a temp file and a rename."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; when the block succeeds it replaces ``path`` in
+    one rename, else it is removed. Every file divlab writes goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path``, atomically."""
+    with atomic_file(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+        f.write("\n")
+
+
+def write_table(table, path: str | os.PathLike) -> Path:
+    """Write a Parquet table atomically: a ``pyarrow.Table``, a pandas DataFrame (its index
+    is dropped) or a list of row dicts (an empty list: a table without columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(table, list):
+        table = pa.Table.from_pylist(table) if table else pa.table({})
+    elif not isinstance(table, pa.Table):  # a pandas DataFrame
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from divlab.errors import ConfigError, format_validation_error
+from divlab.io import load_yaml
 
 
 class Spec(BaseModel):
@@ -26,6 +27,4 @@ class Spec(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
-        from divlab.io import load_yaml
-
         return cls.from_dict(load_yaml(path), source=f"config {path}")

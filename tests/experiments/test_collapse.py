@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from divlab.errors import ConfigError
-from divlab.experiments import collapse, kinds
-from divlab.experiments import collapse_chains as chains
+from divlab.experiments import registry as kinds
+from divlab.experiments.kinds.collapse import chains
+from divlab.experiments.kinds.collapse import run as collapse
+from divlab.experiments.kinds.collapse.spec import n_documents
 from tests.experiments.tiny import InProcess, tiny_kind_spec
 
 TOLERANCE = 4.0  # standard errors
@@ -187,7 +189,7 @@ def test_recursion_records_every_generation(recursion):
     assert sorted(zip(table.arm, table.generation, strict=True)) == [
         (arm, g) for arm in ("real0", "real1") for g in range(3)
     ]
-    n_docs = collapse.n_documents(spec)
+    n_docs = n_documents(spec)
     assert n_docs == 32 and (table.n_docs == n_docs).all()
     first = table[table.generation == 0]
     assert first.run_id.nunique() == 1 and first.loss.nunique() == 1
@@ -264,7 +266,7 @@ def test_report_has_the_headline_numbers(recursion):
         own = table[table.arm == arm].sort_values("generation")
         assert summary["lm"]["arms"][arm]["loss"] == pytest.approx(own.loss.tolist())
         assert summary["lm"]["arms"][arm]["loss_last"] == pytest.approx(own.loss.iloc[-1])
-    gaussian = pd.read_parquet(out / "collapse-gaussian.parquet").iloc[-1]
+    gaussian = pd.read_parquet(out / "collapse_gaussian.parquet").iloc[-1]
     assert summary["gaussian"]["last"]["w2"]["mean"] == pytest.approx(gaussian.w2_mean)
     assert summary["gaussian"]["last"]["w2"]["exact"] == pytest.approx(gaussian.w2_exact)
     assert len(summary["discrete"]["absorption"]) == 5

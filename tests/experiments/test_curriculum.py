@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from divlab.errors import ConfigError
-from divlab.experiments import curriculum as cur
 from divlab.experiments import domains as dom
-from divlab.experiments import kinds
+from divlab.experiments import registry as kinds
+from divlab.experiments.kinds.curriculum import run as cur
 from divlab.io import read_json
 from tests.experiments.tiny import InProcess, tiny_kind_spec
 

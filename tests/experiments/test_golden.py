@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from divlab.experiments import kinds, runs
+from divlab.experiments import registry as kinds
 from divlab.experiments.executors import Executor
+from divlab.experiments.kinds.diversity.plan import runs
 from divlab.io import load_yaml
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -73,7 +74,7 @@ class _Recorder(Executor):
         self.ids: list[str] = []
 
     def run(self, payloads, on_result) -> None:
-        self.ids = sorted(p["run_id"] for p in payloads)
+        self.ids = sorted(p.run_id for p in payloads)
         raise _Planned
 
 
@@ -83,7 +84,7 @@ def planned_run_ids(path: Path, folder: Path) -> list[str]:
         return sorted(r.id for r in runs(spec))
     recorder = _Recorder()
     with pytest.raises(_Planned):
-        kinds.module(spec.kind).run(spec, folder, executor=recorder, progress=False, report=False)
+        kinds.get(spec.kind).run(spec, folder, executor=recorder, progress=False, report=False)
     return recorder.ids
 
 

@@ -18,15 +18,15 @@ from typer.testing import CliRunner
 
 from divlab.cli import app
 from divlab.errors import ConfigError, DataError
-from divlab.experiments import kinds
-from divlab.experiments.merging import (
+from divlab.experiments import registry as kinds
+from divlab.experiments.kinds.merging.report import analyse
+from divlab.experiments.kinds.merging.run import partitions
+from divlab.experiments.kinds.merging.spec import (
     MergingExperimentSpec,
-    average_checkpoints,
     candidate_mixtures,
-    partitions,
     trained_mixtures,
 )
-from divlab.report.merging import analyse
+from divlab.train.merging import average_checkpoints
 
 from .tiny import InProcess, tiny_spec
 
@@ -193,7 +193,7 @@ def test_partitions_and_mixtures_resolve():
     assert trained == trained_mixtures(spec.merging)  # seeded: the same draw every time
     capped = merging_spec(partitions=[[0], [1], [2], [3]], max_mixtures=5)
     assert len(candidate_mixtures(capped.merging)) == 5
-    assert kinds.module("merging").describe(spec)
+    assert kinds.get("merging").describe(spec)
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,7 @@ def test_tiny_merging_experiment_runs_reports_and_resumes(tmp_path):
     tree["eval"]["n_docs"] = 8
     tree["training_data"]["n_tokens"] = 4096
     spec = kinds.spec_from_dict(tree, source="test")
-    module = kinds.module("merging")
+    module = kinds.get("merging")
     out = tmp_path / "exp"
     result = module.run(spec, out, executor=InProcess(), progress=False)
     assert result["ran_now"] == result["runs"] == 1 + 3 + 3

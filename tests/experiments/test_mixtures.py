@@ -9,8 +9,9 @@ import pytest
 
 from divlab.errors import ConfigError
 from divlab.experiments import domains as dom
-from divlab.experiments import kinds
-from divlab.experiments import mixtures as mix
+from divlab.experiments import registry as kinds
+from divlab.experiments.kinds.mixtures import regress as mix
+from divlab.experiments.kinds.mixtures import run as mix_run
 from divlab.io import read_json
 from tests.experiments.tiny import InProcess, tiny_kind_spec
 
@@ -152,7 +153,7 @@ def test_tiny_sweep_runs_writes_tables_and_report_and_resumes(tmp_path):
     spec = load(mixtures_spec(target="b"))
     executor = InProcess()
     out = tmp_path / "sweep"
-    result = mix.run(spec, out, executor=executor, progress=False)
+    result = mix_run.run(spec, out, executor=executor, progress=False)
     assert result["trained"] == (4 + 2) * len(spec.seeds)
     table = pd.read_parquet(out / "mixtures.parquet")
     assert sorted(table.role.unique()) == ["predicted", "proxy", "uniform"]
@@ -174,6 +175,6 @@ def test_tiny_sweep_runs_writes_tables_and_report_and_resumes(tmp_path):
     html = (out / "report" / "index.html").read_text()
     assert "id='realised-loss'" in html and "figure-mixtures-cv" in html
 
-    again = mix.run(spec, out, executor=executor, progress=False, report=False)
+    again = mix_run.run(spec, out, executor=executor, progress=False, report=False)
     assert again["trained"] == 0
     assert pd.read_parquet(out / "mixtures.parquet").equals(table)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from divlab.experiments import ExperimentSpec, run_experiment
+from divlab.experiments.kinds.diversity.run import run_experiment
+from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 
 from .tiny import tiny_spec, write_spec
 

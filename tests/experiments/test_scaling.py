@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from divlab.errors import ConfigError, DataError
-from divlab.experiments import kinds
-from divlab.experiments import scaling_laws as laws
-from divlab.experiments.scaling import SPEC
+from divlab.experiments import registry as kinds
+from divlab.experiments.kinds.scaling import laws
+from divlab.experiments.kinds.scaling.spec import ScalingExperimentSpec as SPEC
 from tests.experiments.tiny import InProcess, tiny_kind_spec
 
 PLANTED_DATA = {"E": 1.5, "B": 20.0, "beta": 0.4}
@@ -109,7 +109,7 @@ def scaling_spec(**section) -> dict:
 def test_spec_validation():
     spec = kinds.spec_from_dict(scaling_spec(), "test")
     assert isinstance(spec, SPEC) and spec.presets() == ["tiny"]
-    assert any("4 runs" in line for line in kinds.module("scaling").describe(spec))
+    assert any("4 runs" in line for line in kinds.get("scaling").describe(spec))
     with pytest.raises(ConfigError, match="list at least 4 token_budgets"):
         kinds.spec_from_dict(scaling_spec(token_budgets=[1024, 2048, 4096]), "test")
     with pytest.raises(ConfigError, match="same number of"):
@@ -122,7 +122,7 @@ def test_spec_validation():
 
 def test_tiny_scaling_experiment_end_to_end(tmp_path):
     spec = kinds.spec_from_dict(scaling_spec(), "test")
-    module = kinds.module("scaling")
+    module = kinds.get("scaling")
     executor = InProcess()
     result = module.run(spec, tmp_path / "exp", executor=executor, progress=False)
     folder = tmp_path / "exp"
@@ -158,8 +158,9 @@ def test_fit_tables_and_report_on_a_planted_joint_law(tmp_path):
     """Three model sizes x four budgets x two seeds of a noiseless joint law: every law is
     recovered (a model's data law has E' = E + A / N^alpha), every held-out prediction is
     exact, and the report reads it back."""
-    from divlab.experiments.scaling import TABLES, ScalingSection, fit_tables, runs_table
-    from divlab.report.scaling import sections
+    from divlab.experiments.kinds.scaling.report import sections
+    from divlab.experiments.kinds.scaling.run import fit_tables, runs_table
+    from divlab.experiments.kinds.scaling.spec import TABLES, ScalingSection
 
     sizes = {"tiny": 2e4, "mini": 1e5, "small": 8e5}
     budgets = [2**12, 2**14, 2**16, 2**18]

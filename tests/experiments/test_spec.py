@@ -8,8 +8,8 @@ import os
 import pytest
 
 from divlab.errors import ConfigError
-from divlab.experiments import ExperimentSpec, conditions, runs
-from divlab.experiments.plan import noise_floor_condition
+from divlab.experiments.kinds.diversity.plan import conditions, noise_floor_condition, runs
+from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 
 from ..test_cli import run_cli
 from .tiny import tiny_spec, write_spec

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from divlab.errors import ConfigError, DataError
-from divlab.experiments import kinds, steps
-from divlab.experiments.executors import Executor, available_cores
+from divlab.experiments import folder, runs
+from divlab.experiments import registry as kinds
+from divlab.experiments.executors import Executor, available_cores, run_all
 
 from .tiny import tiny_spec
 
@@ -29,13 +30,13 @@ class Recording(Executor):
 def _threads_given(executor_section: dict, tmp_path) -> list:
     spec = kinds.spec_from_dict(tiny_spec(executor=executor_section), "test")
     payloads = [
-        steps.run_payload(spec, tmp_path, "a", tmp_path / "data", seed, tmp_path / "eval")
+        runs.run_payload(spec, tmp_path, "a", tmp_path / "data", seed, tmp_path / "eval")
         for seed in (0, 1)
     ]
     executor = Recording(workers=2)
     with contextlib.suppress(StopIteration):
-        steps.run_all(payloads, executor, progress=False)
-    return [p["threads"] for p in executor.seen]
+        run_all(payloads, executor, progress=False)
+    return [p.threads for p in executor.seen]
 
 
 def test_run_all_honours_the_specs_threads_per_worker(tmp_path):
@@ -48,27 +49,27 @@ def test_a_folder_from_before_a_new_spec_field_is_the_same_experiment(tmp_path):
     """spec.json written before ``kind`` existed (no such key) still claims its folder and
     is rewritten in the current form; a really different spec is still refused."""
     spec = kinds.spec_from_dict(tiny_spec(), "test")
-    steps.claim_folder(tmp_path, spec)
+    folder.claim_folder(tmp_path, spec)
     stored = json.loads((tmp_path / "spec.json").read_text())
     assert stored.pop("kind") == "diversity"
     (tmp_path / "spec.json").write_text(json.dumps(stored))
 
-    steps.claim_folder(tmp_path, spec)
+    folder.claim_folder(tmp_path, spec)
     assert json.loads((tmp_path / "spec.json").read_text()) == spec.model_dump(mode="json")
     with pytest.raises(ConfigError, match="different spec"):
-        steps.claim_folder(tmp_path, kinds.spec_from_dict(tiny_spec(seeds=[5]), "test"))
+        folder.claim_folder(tmp_path, kinds.spec_from_dict(tiny_spec(seeds=[5]), "test"))
 
 
 def test_a_folder_of_another_kind_or_version_says_which(tmp_path):
     spec = kinds.spec_from_dict(tiny_spec(), "test")
-    steps.claim_folder(tmp_path, spec)
+    folder.claim_folder(tmp_path, spec)
     stored = json.loads((tmp_path / "spec.json").read_text())
     (tmp_path / "spec.json").write_text(json.dumps({**stored, "kind": "scaling"}))
     with pytest.raises(ConfigError, match="holds a scaling experiment, not a diversity one"):
-        steps.claim_folder(tmp_path, spec)
+        folder.claim_folder(tmp_path, spec)
     (tmp_path / "spec.json").write_text(json.dumps({**stored, "retired_field": 1}))
     with pytest.raises(ConfigError, match=r"cannot read .*retired_field"):
-        steps.claim_folder(tmp_path, spec)
+        folder.claim_folder(tmp_path, spec)
     (tmp_path / "spec.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="not an experiment spec"):
-        steps.claim_folder(tmp_path, spec)
+        folder.claim_folder(tmp_path, spec)

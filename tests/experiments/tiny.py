@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import yaml
 
-from divlab.experiments.execute import execute_run
 from divlab.experiments.executors import Executor
+from divlab.experiments.runs import execute_run
 
 TINY = {
     "name": "tiny",
@@ -82,5 +83,5 @@ class InProcess(Executor):
 
     def run(self, payloads, on_result) -> None:
         for payload in payloads:
-            self.ran.append(payload["run_id"])
-            on_result(execute_run({**payload, "threads": None}))
+            self.ran.append(payload.run_id)
+            on_result(execute_run(dataclasses.replace(payload, threads=None)))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from divlab.report import build_report
+from divlab.experiments import build_report
 from tests.report.synthetic import make_synthetic_experiment
 
 

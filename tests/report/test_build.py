@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from divlab.errors import DataError
-from divlab.report import build_report, correlation
+from divlab.experiments import build_report
+from divlab.report import correlation
 from tests.report.synthetic import make_synthetic_experiment
 
 METRICS = ["loss", "icl_accuracy"]  # token_match, also requested, is all null

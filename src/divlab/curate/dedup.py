@@ -33,6 +33,7 @@ from divlab.curate.minhash import (
     normalise,
     settings_for,
 )
+from divlab.data.store import open_dataset
 from divlab.errors import ConfigError, DataError
 from divlab.io import atomic_directory, write_json
 
@@ -90,7 +91,6 @@ def write_curated(
 
 
 def open_for_curation(data, out, split: str):
-    from divlab.data.store import open_dataset
 
     dataset = open_dataset(data)
     if Path(out).resolve() == dataset.path.resolve():

@@ -30,7 +30,6 @@ import numpy as np
 
 from divlab.errors import ConfigError
 
-MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _POLY = np.uint64(0x100000001B3)  # the FNV-1a 64-bit prime, as the polynomial base
 
 

@@ -16,13 +16,16 @@ import numpy as np
 import pyarrow as pa
 
 from divlab.curate.dedup import open_for_curation, write_curated
+from divlab.devices import resolve_device
 from divlab.errors import ConfigError
+from divlab.evaluate.checkpoint import check_vocabulary
+from divlab.evaluate.loss import token_nll
+from divlab.evaluate.model import load_model
 
 
 def document_perplexities(
     model, documents: list[np.ndarray], prefix_id: int, context: int, batch_size: int = 16
 ) -> np.ndarray:
-    from divlab.evaluate.loss import token_nll
 
     nll = token_nll(model, documents, prefix_id, context, batch_size)
     return np.array([np.exp(n.mean()) if len(n) else np.nan for n in nll])
@@ -42,9 +45,6 @@ def perplexity_filter(
     """Keep the documents of ``split`` whose perplexity under ``model`` is in the band:
     quantiles ``[keep_low, keep_high]`` of the scores, or (``absolute``) that range of
     perplexities. Writes a new data set folder ``out``; returns the report."""
-    from divlab.devices import resolve_device
-    from divlab.evaluate.checkpoint import check_vocabulary
-    from divlab.train.checkpoint import load_model
 
     if keep_low >= keep_high or (not absolute and not 0.0 <= keep_low < keep_high <= 1.0):
         raise ConfigError(

@@ -23,16 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from divlab.curate.dedup import open_for_curation, write_curated
 from divlab.errors import ConfigError, DataError
+from divlab.evaluate.model import load_model
+from divlab.optional import require
 
 
 def _require(module: str, extra: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(
-            f"semantic curation needs {module}: pip install 'divlab[{extra}]'"
-        ) from None
+    return require(module, extra, "semantic curation")
 
 
 def minilm_path() -> Path:
@@ -77,8 +75,6 @@ def embed_tokens(
 ) -> np.ndarray:
     """Unit-norm mean last hidden state of a divlab checkpoint over each token document."""
     import torch
-
-    from divlab.train.checkpoint import load_model
 
     model = load_model(checkpoint, "cpu")
     context = int(model.config.max_position_embeddings)
@@ -194,8 +190,6 @@ def semantic_dataset(
     embedded with ``embedder`` (a sentence-transformers folder or ``minilm``); token data
     with a divlab checkpoint given as ``embedder``."""
     import pyarrow as pa
-
-    from divlab.curate.dedup import open_for_curation, write_curated
 
     dataset, table = open_for_curation(data, out, split)
     if "text" in table.column_names:

@@ -13,7 +13,6 @@ per-document table: LSH edges and clusters, or k-means and SemDeDup. The result 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -29,7 +28,10 @@ from divlab.curate.minhash import (
     keep_first,
     signatures,
 )
+from divlab.curate.semantic import embed_texts, semdedup
 from divlab.errors import DataError
+from divlab.io import write_table
+from divlab.optional import require_ray
 
 
 def _documents(table: pa.Table, field: str, settings: MinHashSettings) -> list:
@@ -58,12 +60,6 @@ def _matrix(parts: list[pa.Table], column: str, dtype) -> np.ndarray:
     return np.concatenate(rows).astype(dtype)
 
 
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
 def _per_shard(
     shard: Path,
     target: Path,
@@ -86,7 +82,7 @@ def _per_shard(
     else:
         table = compute(pq.read_table(shard, columns=columns))
     table = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    _write_atomically(table, target)
+    write_table(table, target)
     return True
 
 
@@ -97,8 +93,6 @@ def _prepare(shards, out, executor: str) -> tuple[list[Path], Path]:
     if not shards:
         raise DataError("no Parquet shards to curate")
     if executor == "ray":
-        from divlab.experiments.executors import require_ray
-
         ray = require_ray()
         if not ray.is_initialized():
             ray.init(include_dashboard=False, log_to_driver=False)
@@ -115,7 +109,7 @@ def _finish(out: Path, shards: list[Path], parts: list[pa.Table], cluster, keep,
             "keep": keep,
         }
     )
-    _write_atomically(kept, out / "kept.parquet")
+    write_table(kept, out / "kept.parquet")
     return {
         "shards": len(shards),
         "processed_now": int(sum(done)),
@@ -162,7 +156,6 @@ def semdedup_shards(
 ) -> dict:
     """SemDeDup across text shards: embeddings per shard in parallel, then spherical
     k-means and SemDeDup on one node (``divlab.curate.semantic``)."""
-    from divlab.curate.semantic import embed_texts, semdedup
 
     shards, out = _prepare(shards, out, executor)
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from divlab.errors import ConfigError, DataError
-from divlab.io import read_json
+from divlab.io import atomic_directory, read_json, write_json
 
 FORMAT_VERSION = 1
 
@@ -48,10 +48,18 @@ def tokenizer_summary(directory: str | Path) -> dict:
     }
 
 
+# The TokenDataset subclass of each data set kind; ``divlab.data`` imports them all.
+_CLASSES: dict[str, type] = {}
+
+
 class TokenDataset:
     """A finished data set folder (see the module docstring)."""
 
     kind = "tokens"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _CLASSES[cls.kind] = cls  # open_dataset opens a folder of this kind as ``cls``
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -139,13 +147,10 @@ class TokenDataset:
 
 
 def open_dataset(path: str | Path) -> TokenDataset:
-    """Open a data set folder as the class of its kind (GINC or text)."""
+    """Open a data set folder as the class of its kind (``GincDataset`` for GINC)."""
     base = TokenDataset(path)
-    if base.summary.get("kind") == "ginc":
-        from divlab.data.ginc.dataset import GincDataset
-
-        return GincDataset(path)
-    return base
+    kind = _CLASSES.get(base.summary.get("kind"))
+    return kind(path) if kind is not None else base
 
 
 def write_dataset(
@@ -163,8 +168,6 @@ def write_dataset(
     import shutil
 
     import pyarrow.compute as pc
-
-    from divlab.io import atomic_directory, write_json
 
     base = {k: v for k, v in like.summary.items() if k not in ("splits", "prompts")}
     counts = {}

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 from divlab.data.store import open_dataset
+from divlab.devices import resolve_device
 from divlab.errors import DataError
 from divlab.evaluate.continuation import continuation_metrics
 from divlab.evaluate.icl import icl_accuracy, predict_icl
 from divlab.evaluate.loss import EvalSet
-from divlab.evaluate.model import HFLanguageModel
+from divlab.evaluate.model import HFLanguageModel, load_model
 
 
 def check_vocabulary(model_dir: Path, dataset) -> None:
@@ -46,8 +47,6 @@ def evaluate_checkpoint(
     device: str = "auto",
 ) -> dict:
     """Loss / perplexity / oracle gap, continuation metrics and (GINC) ICL accuracy."""
-    from divlab.devices import resolve_device
-    from divlab.train.checkpoint import load_model
 
     checkpoint, dataset = Path(checkpoint), open_dataset(data)
     if not (checkpoint / "config.json").exists():

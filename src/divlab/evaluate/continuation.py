@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from divlab.data.ginc.oracle import greedy_continuation as oracle_continuation
 from divlab.errors import ConfigError
 from divlab.evaluate.model import LanguageModel, greedy_continuation
 
@@ -48,8 +49,6 @@ def continuation_metrics(
     result = {"prefix": prefix, "length": length, "docs": len(documents)}
     result["vs_truth"] = compare(predicted, truth)
     if eval_set.concepts is not None:
-        from divlab.data.ginc.oracle import greedy_continuation as oracle_continuation
-
         family = dataset.family
         concepts = eval_set.concepts[: len(eval_set.documents[:max_docs])]
         kept = [i for i, d in enumerate(eval_set.documents[:max_docs]) if len(d) >= prefix + length]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from divlab.data.ginc.oracle import forward, next_token_distribution
 from divlab.evaluate.model import LanguageModel
 
 
@@ -67,7 +68,6 @@ def icl_accuracy(prompts: pd.DataFrame, predictions: np.ndarray) -> pd.DataFrame
 def bayes_oracle_predictions(dataset, prompts: pd.DataFrame) -> np.ndarray:
     """What a model that knows each prompt's concept and start slot predicts: the argmax
     of the posterior given the prompt's last ``L - 1`` tokens (the test input)."""
-    from divlab.data.ginc.oracle import forward, next_token_distribution
 
     family = dataset.family
     n_values, n_slots = family.spec.n_values, family.spec.n_slots

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from divlab.data.ginc.oracle import forward
 from divlab.data.store import TokenDataset
 from divlab.devices import autocast
 from divlab.errors import DataError
@@ -73,7 +74,6 @@ class EvalSet:
             self.oracle = self._oracle(table.column("substitution_rate").to_numpy())
 
     def _oracle(self, rates: np.ndarray) -> list[np.ndarray] | None:
-        from divlab.data.ginc.oracle import forward
 
         family = self.dataset.family
         concept_ids = sorted(set(self.concepts.tolist()))

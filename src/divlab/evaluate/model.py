@@ -8,11 +8,13 @@ model, an API) implements ``next_token_logprobs`` and gets every metric for free
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from divlab.devices import autocast
+from divlab.errors import DataError
 
 
 class LanguageModel(Protocol):
@@ -71,3 +73,18 @@ def greedy_continuation(
         out[:, t] = logprobs.argmax(axis=1)
         sequences = [np.append(s, token) for s, token in zip(sequences, out[:, t], strict=True)]
     return out
+
+
+def load_model(path: str | Path, device: str | None = None):
+    """A checkpoint (or any HF causal-LM folder) as an eval-mode model on ``device``."""
+    import torch  # torch and transformers load on first use: the CLI starts without them
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise DataError(f"{path} is not a model checkpoint (no config.json)")
+    model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=False)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval()

@@ -1,23 +1,79 @@
-"""Experiments from one spec: plans, runs, executors (local, Ray) and the results store."""
+"""Experiments from one spec: the framework that every experiment kind shares.
 
-from divlab.experiments import kinds
-from divlab.experiments.plan import Condition, RunPlan, check_fairness, conditions, runs
-from divlab.experiments.results import consolidate, load_results, open_experiment
-from divlab.experiments.runner import Experiment, run_experiment
-from divlab.experiments.spec import ExperimentSpec, load_experiment
+* ``spec.CommonSpec``: what every kind's spec shares (data family, eval set, training
+  data knobs, ONE training recipe, seeds, evaluation, executor);
+* ``registry``: the kinds by name, each a typed ``Kind`` record; ``load`` reads any spec
+  file or experiment folder;
+* ``runs``: the run contract (``RunPayload`` -> ``execute_run`` -> ``RunRecord``);
+  ``executors``: where runs execute (local process pool, Ray) and ``run_all``;
+* ``folder``: claiming a folder for a spec, ``experiment.json``, ``finish``;
+* ``data``: GINC eval and training sets generated once; ``ids``: ids and seeds;
+* ``report.build_report``: any kind's report on the shared page.
+
+Adding an experiment kind ``foo``:
+
+1. a package ``divlab/experiments/kinds/foo/`` with ``spec.py`` (``FooSpec(CommonSpec)``
+   with ``kind: Literal["foo"]`` and its own section), ``run.py`` (``run`` and
+   ``describe``: build ``RunPayload``s with ``runs.run_payload``, run them with
+   ``executors.run_all``, write tables with ``divlab.io.write_table``, end with
+   ``folder.finish``) and ``report.py`` (``sections(folder, report_dir)``), and an
+   ``__init__.py`` whose ``KIND = Kind(name="foo", spec=..., run=..., describe=...,
+   report=..., tables=(...))``;
+2. one line in ``registry.KINDS``: ``"foo": "divlab.experiments.kinds.foo"`` (or
+   ``registry.register("foo", module)`` from outside divlab).
+
+Nothing else changes: ``divlab experiment run|validate``, ``divlab report`` and
+``divlab results`` find the kind through the registry.
+"""
+
+from pathlib import Path
+
+from divlab.errors import DataError
+from divlab.experiments.registry import (
+    Kind,
+    get,
+    kind_of_folder,
+    load,
+    load_spec,
+    register,
+    spec_from_dict,
+)
+from divlab.experiments.report import build_report
+from divlab.experiments.spec import CommonSpec
+
+
+def run(spec: CommonSpec, out, **options) -> dict:
+    """Run (or resume) the experiment ``spec`` of any kind in folder ``out``."""
+    return get(spec.kind).run(spec, out, **options)
+
+
+def load_results(folder, table: str | None = None):
+    """A table of an experiment folder as a pandas DataFrame (default: its kind's first)."""
+    import pandas as pd  # heavy, and only readers of the tables need it
+
+    kind = kind_of_folder(folder)
+    name = table or kind.tables[0]
+    if name not in kind.tables:
+        raise DataError(
+            f"a {kind.name} experiment has no table {name!r}; it writes {', '.join(kind.tables)}"
+        )
+    path = Path(folder) / name
+    if not path.exists():
+        raise DataError(
+            f"{path} does not exist; run `divlab results {folder}` or the experiment first"
+        )
+    return pd.read_parquet(path)
+
 
 __all__ = [
-    "Condition",
-    "Experiment",
-    "ExperimentSpec",
-    "RunPlan",
-    "check_fairness",
-    "conditions",
-    "consolidate",
-    "kinds",
-    "load_experiment",
+    "CommonSpec",
+    "Kind",
+    "build_report",
+    "get",
+    "load",
     "load_results",
-    "open_experiment",
-    "run_experiment",
-    "runs",
+    "load_spec",
+    "register",
+    "run",
+    "spec_from_dict",
 ]

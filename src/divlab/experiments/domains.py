@@ -4,7 +4,7 @@ Shared by ``kind: mixtures`` (a training set per mixture of domains) and ``kind:
 curriculum`` (one training set written in several document orders). BRIEF section 9: on
 GINC, concept groups are domains.
 
-* A domain's **pool** is a GINC training set of its concepts (``steps.ginc_training_set``),
+* A domain's **pool** is a GINC training set of its concepts (``ginc_training_set``),
   large enough for a share of 1 (``n_docs`` documents of ``training_data.doc_length``).
 * A **mixture** ``r`` (weights over domains, summing to 1) of ``n_docs`` documents takes
   ``n_i`` documents from pool ``i``, with ``n_i`` the largest-remainder rounding of
@@ -28,7 +28,6 @@ each document), one pass over the data: at most part of the last document goes u
 from __future__ import annotations
 
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,9 @@ from pydantic import Field, field_validator
 
 from divlab.data.store import TokenDataset, open_dataset, write_dataset
 from divlab.errors import ConfigError, DataError
+from divlab.experiments import ids
+from divlab.experiments.data import ginc_eval_set, ginc_training_set
+from divlab.experiments.ids import relative, stable_hash
 from divlab.specs import Spec
 
 
@@ -90,22 +92,15 @@ def n_documents(spec) -> int:
     return math.ceil(trained / (spec.training_data.doc_length + 1))
 
 
-def seed_for(seed: int, *key) -> np.random.Generator:
-    """A generator derived from ``seed`` and a key (ints or strings), independent per key."""
-    words = [zlib.crc32(str(k).encode()) for k in key]
-    return np.random.default_rng(np.random.SeedSequence([seed, *words]))
-
-
 # ---- data sets ---------------------------------------------------------------------------
 
 
 def domain_pools(spec, root: Path, domains: list[DomainSpec], n_docs: int) -> dict[str, Path]:
     """Each domain's GINC pool of ``n_docs`` documents (enough for a share of 1)."""
-    from divlab.experiments import steps
 
     n_tokens = n_docs * spec.training_data.doc_length
     return {
-        d.name: steps.ginc_training_set(
+        d.name: ginc_training_set(
             spec,
             root,
             f"domain-{d.name}",
@@ -120,20 +115,18 @@ def domain_pools(spec, root: Path, domains: list[DomainSpec], n_docs: int) -> di
 def _own_seed(seed: int, domain: DomainSpec) -> int:
     """Each domain's documents from their own random stream (domains of equally many
     concepts would otherwise draw correlated documents)."""
-    return int(seed_for(seed, "domain", domain.name).integers(2**31))
+    return int(ids.rng(seed, "domain", domain.name).integers(2**31))
 
 
 def domain_eval_set(spec, root: Path, domains: list[DomainSpec]) -> Path:
     """The eval set: ``eval.n_docs`` documents of each domain, interleaved round-robin,
     with a ``domain`` column (see the module docstring). Generated once."""
-    from divlab.experiments import steps
-    from divlab.experiments.plan import stable_hash
 
     parts = [
-        steps.ginc_eval_set(spec, root, d.concepts, _own_seed(spec.eval.seed, d), f"eval-{d.name}")
+        ginc_eval_set(spec, root, d.concepts, _own_seed(spec.eval.seed, d), f"eval-{d.name}")
         for d in domains
     ]
-    out = Path(root) / "data" / f"eval-domains-{stable_hash([steps.relative(p, root) for p in parts], 8)}"
+    out = Path(root) / "data" / f"eval-domains-{stable_hash([relative(p, root) for p in parts], 8)}"
     if (out / "summary.json").exists():
         return out
     tables = [

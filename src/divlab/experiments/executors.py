@@ -1,8 +1,10 @@
 """Executors: where the runs of an experiment execute, behind one interface.
 
 Both take the same payloads and call the same ``execute_run`` (the run contract of
-``divlab.experiments.execute``), and hand each record back as it arrives, so the runner's
+``divlab.experiments.runs``), and hand each record back as it arrives, so a kind's
 progress, and a killed experiment's finished runs, do not depend on the backend.
+``run_all`` is how every kind runs its runs: finished ones are read back, the others run
+on the executor with their share of the cores, under a progress bar.
 
 * ``LocalExecutor``: a process pool on this machine (the embedded default); ``spawn``
   workers, each with its share of the cores (``threads`` per worker).
@@ -15,10 +17,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from divlab.errors import ConfigError
-from divlab.experiments.execute import execute_run
+from divlab.errors import ConfigError, DivlabError
+from divlab.experiments.runs import RunPayload, RunRecord, execute_run, is_complete, read_record
+from divlab.optional import require_ray
 
-OnResult = Callable[[dict], None]
+OnResult = Callable[[RunRecord], None]
 
 
 def available_cores() -> int:
@@ -32,7 +35,7 @@ class Executor:
     name = "executor"
     workers = 1
 
-    def run(self, payloads: list[dict], on_result: OnResult) -> None:
+    def run(self, payloads: list[RunPayload], on_result: OnResult) -> None:
         raise NotImplementedError
 
 
@@ -67,7 +70,7 @@ class LocalExecutor(Executor):
                 "runs one worker per device; lower workers or use the ray executor"
             )
 
-    def run(self, payloads: list[dict], on_result: OnResult) -> None:
+    def run(self, payloads: list[RunPayload], on_result: OnResult) -> None:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -113,7 +116,7 @@ class RayExecutor(Executor):
         self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
         self.max_retries = max_retries
 
-    def run(self, payloads: list[dict], on_result: OnResult) -> None:
+    def run(self, payloads: list[RunPayload], on_result: OnResult) -> None:
         ray = require_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -146,21 +149,9 @@ def _unwrap(ray, ref) -> dict:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
         cause = e.as_instanceof_cause()
-        from divlab.errors import DivlabError
-
         if isinstance(cause, DivlabError):
             raise type(cause)(str(cause).splitlines()[-1]) from None
         raise
-
-
-def require_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "the ray executor needs Ray: pip install 'divlab[ray]' (or use executor: local)"
-        ) from None
-    return ray
 
 
 def make_executor(
@@ -175,3 +166,98 @@ def make_executor(
 
 def threads_per_worker(workers: int, requested: int | None = None) -> int:
     return requested or max(1, available_cores() // max(workers, 1))
+
+
+def executor_for(
+    spec,
+    kind: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> Executor:
+    """The executor of ``spec`` (a CommonSpec), with ``kind`` / ``workers`` / ``address``
+    overriding its ``executor`` section."""
+    options = spec.executor
+    kind = kind or options.kind
+    workers = workers or (None if options.workers == "auto" else options.workers)
+    if kind != "ray":
+        return make_executor(kind, workers, use_gpus=spec.device != "cpu")
+    return make_executor(
+        kind,
+        workers,
+        address=address or options.address,
+        cpus_per_run=options.cpus_per_run,
+        gpus_per_run=options.gpus_per_run,
+        max_retries=options.max_retries,
+    )
+
+
+def unfinished(payloads: list[RunPayload]) -> list[RunPayload]:
+    """The payloads whose run has no ``result.json`` yet."""
+    return [p for p in payloads if not is_complete(p.out)]
+
+
+def share(executor: Executor, pending: int, requested: int | None) -> tuple[int, int]:
+    """(workers, torch threads per run) for ``pending`` runs on ``executor``: the spec's
+    ``executor.threads_per_worker`` if ``requested``, else the cores shared by the workers."""
+    workers = min(executor.workers, max(pending, 1))
+    return workers, threads_per_worker(workers, requested)
+
+
+def run_all(
+    payloads: list[RunPayload],
+    executor: Executor,
+    progress: bool = True,
+    label: str = "runs",
+    log=None,
+) -> list[RunRecord]:
+    """Run the unfinished payloads on ``executor`` (finished ones are read back), saying
+    how many through ``log``; return every run's record, in the order of ``payloads``."""
+    pending = unfinished(payloads)
+    # the spec's executor.threads_per_worker (carried by the payloads), else cores / workers
+    requested = next((p.threads for p in payloads if p.threads), None)
+    workers, threads = share(executor, len(pending), requested)
+    if log is not None:
+        log(
+            f"{label}: {len(payloads) - len(pending)} of {len(payloads)} done; running "
+            f"{len(pending)} on {executor.name} ({workers} workers x {threads} threads)"
+        )
+    pending = [p.with_threads(threads) for p in pending]
+    with RunProgress(len(payloads), len(payloads) - len(pending), progress, label) as bar:
+        executor.run(pending, bar.advance)
+    return [read_record(p) for p in payloads]
+
+
+class RunProgress:
+    """A rich progress bar over runs (or nothing when quiet)."""
+
+    def __init__(self, total: int, done: int, enabled: bool, label: str = "runs") -> None:
+        self.total, self.done, self.enabled, self.label = total, done, enabled, label
+
+    def __enter__(self) -> RunProgress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress(
+                self.label,
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                "{task.description}",
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=self.total, completed=self.done)
+        return self
+
+    def advance(self, record: RunRecord) -> None:
+        if self.enabled:
+            loss = record.get("loss")
+            loss = f" loss {loss:.3f}" if loss is not None else ""
+            self.bar.update(
+                self.task,
+                advance=1,
+                description=f"last: {record['condition']} seed {record['seed']}{loss}",
+            )
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()

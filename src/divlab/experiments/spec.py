@@ -1,36 +1,25 @@
-"""The experiment spec: one YAML file that defines a whole Beyond Scale II experiment.
+"""What every experiment spec shares (``CommonSpec``): the data family and eval set, the
+GINC training-data knobs, ONE training recipe, seeds, evaluation and executor.
 
-An experiment is an eval set, a list of training-set *conditions* (from a plan), the
-measures taken on each condition (Task2Vec diversity, alignment with the eval set,
-ground truth) and one training recipe applied to every condition for every seed. Only the
-data may differ between runs (``fairness``); ``divlab.experiments.plan`` resolves the spec
-into conditions and runs.
-
-Plans (BRIEF section 2):
-
-* ``nested`` (Plan 1): train on ``C_k``, ``k`` of the eval concepts, for each ``k`` in
-  ``plan.k``; ``C_k`` is a subset of ``C_k'`` for ``k < k'``.
-* ``added`` (Plan 2): ``C_k`` plus ``k_added`` concepts from outside the eval set, for each
-  ``(k, k_added)``; ``k_added = 0`` is each ``k``'s base condition (plot D's reference).
-* ``sets``: a free-form list of named training sets (a concept set and its own quality,
-  duplication and imbalance knobs, or real-text corpora) for other designs.
+Each experiment kind extends ``CommonSpec`` in its own package
+(``divlab.experiments.kinds.<kind>.spec``); ``divlab.experiments.registry`` picks the kind
+from the ``kind`` field.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from divlab.data.ginc.dataset import ConceptSetSpec, DuplicateSpec, NoiseSpec, PromptSetSpec
+from divlab.data.ginc.dataset import DuplicateSpec, NoiseSpec, PromptSetSpec
 from divlab.data.ginc.family import FamilySpec
 from divlab.errors import ConfigError
+from divlab.experiments.runs import PER_RUN_FIELDS
+from divlab.measure import DiversitySettings
 from divlab.specs import Spec
 from divlab.train.models import ModelSpec
 from divlab.train.spec import OptimizerSpec, ScheduleSpec
-
-METRICS = ("loss", "perplexity", "gap", "icl_accuracy", "edit_distance", "token_match")
 
 
 class EvalSetSpec(Spec):
@@ -63,91 +52,8 @@ class TrainingDataSpec(Spec):
     seed: int = Field(2, ge=0, description="the training documents' seed")
 
 
-class CurationSpec(Spec):
-    """A curation applied to a training set before training (an experiment arm):
-    ``exact`` / ``near`` dedup, a ``perplexity`` band, or ``semdedup`` / ``d4`` under
-    ``model`` (a checkpoint path, or ``probe`` for the experiment's trained probe; text
-    arms of semdedup / d4 may name a sentence-transformers folder or ``minilm``)."""
-
-    method: Literal["exact", "near", "perplexity", "semdedup", "d4"]
-    shingle: Literal["char", "word", "token"] | None = None
-    n: int | None = Field(None, ge=1)
-    threshold: float = Field(0.8, gt=0, lt=1)
-    verify: bool = False
-    model: str = "probe"
-    keep_low: float = Field(0.0, ge=0)
-    keep_high: float = Field(0.9, gt=0)
-    clusters: int = Field(20, ge=1, description="semdedup / d4: k-means clusters")
-    ratio: float = Field(0.9, gt=0, le=1, description="semdedup: fraction kept")
-    r_dedup: float = Field(0.75, gt=0, le=1)
-    r_proto: float = Field(0.5, gt=0, le=1)
-
-
-class TrainingSetSpec(Spec):
-    """One named training set of plan ``sets``: GINC concepts with their own knobs, or text."""
-
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.=+-]+$")
-    concepts: ConceptSetSpec | None = None
-    text: list[str] | None = None
-    weighting: Literal["uniform", "zipf"] | None = None
-    zipf_exponent: float | None = Field(None, ge=0.0)
-    noise: NoiseSpec | None = None
-    duplicates: DuplicateSpec | None = None
-    n_tokens: int | None = Field(None, ge=1)
-    train: dict | None = Field(None, description="TrainSpec overrides: unfair, see fairness")
-    curate: CurationSpec | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TrainingSetSpec:
-        if (self.concepts is None) == (self.text is None):
-            raise ValueError(f"set {self.name!r}: give exactly one of concepts and text")
-        return self
-
-
-class PlanSpec(Spec):
-    kind: Literal["nested", "added", "sets"] = "nested"
-    k: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
-    k_added: list[int] = Field(default_factory=lambda: [0])
-    order_seed: int = Field(0, ge=0, description="the permutation of C_test behind C_k")
-    sets: list[TrainingSetSpec] = Field(default_factory=list)
-
-    @field_validator("k", "k_added")
-    @classmethod
-    def _distinct_counts(cls, v: list[int]) -> list[int]:
-        if not v or min(v) < 0 or len(set(v)) != len(v):
-            raise ValueError("must be a non-empty list of distinct integers >= 0")
-        return sorted(v)
-
-    @model_validator(mode="after")
-    def _plan_fields(self) -> PlanSpec:
-        if self.kind == "sets":
-            if not self.sets:
-                raise ValueError("plan 'sets' needs a non-empty list of sets")
-            names = [s.name for s in self.sets]
-            if len(set(names)) != len(names):
-                raise ValueError("the names of plan.sets must be distinct")
-        elif self.sets:
-            raise ValueError(f"plan.sets is only read by plan 'sets', not {self.kind!r}")
-        if self.kind == "nested" and 0 in self.k:
-            raise ValueError("plan 'nested' needs k >= 1 (a training set needs concepts)")
-        return self
-
-
-class ProbeSpec(Spec):
-    """The probe network of every diversity and alignment number.
-
-    ``source``: ``trained`` (a divlab model of ``preset`` trained once on eval-family data
-    for ``token_budget`` tokens, then cached), ``random:PRESET`` (a fixed random init),
-    or a model folder / ``.gguf`` file / hub name / ``smollm2`` (real text)."""
-
-    source: str = "trained"
-    preset: str = "mini"
-    token_budget: int = Field(400_000, ge=1)
-    seed: int = Field(0, ge=0)
-
-
 class MeasureSpec(Spec):
-    """Task2Vec settings (``divlab.measure.DiversitySettings``)."""
+    """Task2Vec settings (``divlab.measure.DiversitySettings``), for every kind that measures."""
 
     enabled: bool = True
     estimator: Literal["closed-form", "montecarlo"] = "closed-form"
@@ -162,9 +68,7 @@ class MeasureSpec(Spec):
     align2_repeats: int = Field(3, ge=1, description="large-batch pairs behind align2's CI")
     seed: int = Field(0, ge=0)
 
-    def settings(self):
-        from divlab.measure import DiversitySettings
-
+    def settings(self) -> DiversitySettings:
         fields = self.model_dump(exclude={"enabled"})
         return DiversitySettings(**fields)
 
@@ -190,9 +94,8 @@ class CommonSpec(Spec):
     """What every experiment kind shares: the data family and eval set, ONE training
     recipe (model, token budget, optimizer, schedule), seeds, evaluation and executor.
 
-    Each kind adds its own section: ``kind: diversity`` (the default, this module's
-    ``ExperimentSpec``) its plan, probe and measures; ``collapse``, ``merging``,
-    ``mixtures``, ``curriculum`` and ``scaling`` theirs (``divlab.experiments.kinds``)."""
+    Each kind's spec (``divlab.experiments.kinds.<kind>.spec``) extends it with its own
+    section and a ``kind`` literal."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     family: FamilySpec = FamilySpec()
@@ -239,56 +142,25 @@ class CommonSpec(Spec):
     def is_text(self) -> bool:
         return self.eval.text is not None
 
-
-class ExperimentSpec(CommonSpec):
-    """``kind: diversity``: the Beyond Scale II experiment (conditions from a plan, their
-    Task2Vec diversity and alignment, one run per condition and seed)."""
-
-    kind: Literal["diversity"] = "diversity"
-    plan: PlanSpec = PlanSpec()
-    probe: ProbeSpec = ProbeSpec()
-    diversity: MeasureSpec = MeasureSpec()
-    metrics: list[str] = Field(
-        default_factory=lambda: ["loss", "gap", "icl_accuracy", "edit_distance"]
-    )
-    allow_unfair: bool = Field(False, description="let runs differ in more than their data")
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_metrics(cls, v: list[str]) -> list[str]:
-        unknown = [m for m in v if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ExperimentSpec:
-        n_eval = self.eval.n_concepts
-        if self.plan.kind in ("nested", "added"):
-            too_big = [k for k in self.plan.k if k > n_eval]
-            if too_big:
-                raise ValueError(
-                    f"plan.k {too_big} exceed the eval set's {n_eval} concepts "
-                    "(eval.n_concepts); lower k or enlarge the eval set"
-                )
-        if self.plan.kind == "added" and self.plan.k_added == [0]:
-            raise ValueError("plan 'added' needs k_added values above 0 (e.g. [0, 4, 16])")
-        uses_text = self.eval.text is not None or any(s.text for s in self.plan.sets)
-        if uses_text and (self.eval.text is None or self.plan.kind != "sets"):
-            raise ValueError(
-                "real-text experiments use plan 'sets' with text sets and a text eval set "
-                "(eval.text)"
-            )
-        if uses_text and any(s.concepts for s in self.plan.sets):
-            raise ValueError("an experiment is either GINC or real text; do not mix the sets")
-        if uses_text and not self.tokenizer:
-            raise ValueError("a real-text experiment needs a tokenizer (a path, or bpe:N)")
-        return self
-
-
-def load_experiment(path: str | Path) -> ExperimentSpec:
-    """Load and validate an experiment spec; a ConfigError names each bad field."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment spec {path} does not exist")
-    return ExperimentSpec.from_yaml(path)
+    def train_recipe(self, overrides: dict | None = None) -> dict:
+        """The TrainSpec fields every run of the experiment shares (a run adds its data
+        paths and seed); ``overrides`` changes some (a kind's continued pre-training, a
+        curriculum's fixed order)."""
+        recipe = {
+            "split": "train",
+            "eval_split": "eval",
+            "model": self.model.model_dump(mode="json"),
+            "token_budget": self.token_budget,
+            "seq_len": self.seq_len,
+            "batch_tokens": self.batch_tokens,
+            "optimizer": self.optimizer.model_dump(mode="json"),
+            "schedule": self.schedule.model_dump(mode="json"),
+            "eval_every_tokens": self.eval_every_tokens,
+            "eval_docs": self.curve_docs,
+            "device": self.device,
+        }
+        for key, value in (overrides or {}).items():
+            if key in PER_RUN_FIELDS:
+                raise ConfigError(f"a run's train overrides may not set {key!r} (the run does)")
+            recipe[key] = value
+        return recipe

@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from divlab.data.store import TokenDataset, open_dataset
+from divlab.data.text import read_documents
 from divlab.errors import ConfigError, DataError
 from divlab.measure.batches import (
     Batches,
@@ -68,7 +70,6 @@ def probe_documents(data, probe: Probe, field: str = "text", split: str = "train
 
     ``data``: a divlab data set folder (GINC or text) or corpus files (JSONL, Parquet,
     text, HF datasets folder), tokenized with the probe's tokenizer where needed."""
-    from divlab.data.store import TokenDataset, open_dataset
 
     path = Path(data) if not isinstance(data, TokenDataset) else data.path
     if isinstance(data, TokenDataset) or (path / "summary.json").exists():
@@ -88,7 +89,6 @@ def probe_documents(data, probe: Probe, field: str = "text", split: str = "train
             )
         texts = dataset.table(split, ["text"]).column(0).to_pylist()
         return _tokenized(texts, probe, f"{path}:{split} (retokenized)")
-    from divlab.data.text import read_documents
 
     return _tokenized(list(read_documents(path, field=field)), probe, str(path))
 

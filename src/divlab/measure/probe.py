@@ -19,7 +19,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from divlab.devices import as_float32, resolve_device
 from divlab.errors import ConfigError, DataError
+from divlab.train.models import ModelSpec, build_config, build_model
 
 
 @dataclass
@@ -71,14 +73,10 @@ def load_probe(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
-    from divlab.devices import resolve_device
-
     logging.disable_progress_bar()
     target = resolve_device(device)
     source = str(source)
     if source.startswith("random:"):
-        from divlab.train.models import ModelSpec, build_config, build_model
-
         if vocab_size is None:
             raise ConfigError("a random-init probe needs the data's vocabulary size")
         spec = ModelSpec(preset=source.split(":", 1)[1])
@@ -110,6 +108,5 @@ def load_probe(
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except (OSError, ValueError):
         tokenizer = None
-    from divlab.devices import as_float32
 
     return Probe(as_float32(model).to(target).eval(), tokenizer, source)

@@ -1,10 +1,9 @@
-"""Statistics, plots A-E and a self-contained HTML report of an experiment folder.
+"""A library for reports: the shared HTML page, figures, statistics and number formats.
 
-from divlab.report import build_report
-build_report("runs/my-experiment")  # -> runs/my-experiment/report/index.html
+It knows no experiment: each experiment kind builds its sections with it, and
+``divlab.experiments.build_report`` puts them on the page.
 """
 
-from divlab.report.build import build_report
 from divlab.report.stats import condition_means, correlation, effect_size, fit_line
 
-__all__ = ["build_report", "condition_means", "correlation", "effect_size", "fit_line"]
+__all__ = ["condition_means", "correlation", "effect_size", "fit_line"]

@@ -1,8 +1,7 @@
 """The page every report shares: inline CSS, sections, tables and figures as base64 PNG
 data URIs (no scripts), and the Spec and Provenance sections read from
 ``experiment.json``. Every piece of text that comes from data goes through
-``html.escape``. ``divlab.report.html`` renders the diversity experiment's page with it;
-the other experiment kinds' sections (``divlab.report.<kind>``) use it too.
+``html.escape``. Every experiment kind's report is sections on this page.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from html import escape
 import numpy as np
 import yaml
 
+from divlab.report.figures import FigureFile
 from divlab.report.formatting import number
-from divlab.report.plots import FigureFile
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;

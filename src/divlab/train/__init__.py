@@ -1,6 +1,5 @@
 """Train small Hugging Face decoders at a fixed token budget."""
 
-from divlab.train.checkpoint import load_model
 from divlab.train.loop import Callback, Run, load_curve, train
 from divlab.train.models import PRESETS, ModelSpec, count_parameters, training_flops
 from divlab.train.spec import OptimizerSpec, ScheduleSpec, TrainSpec
@@ -15,7 +14,6 @@ __all__ = [
     "TrainSpec",
     "count_parameters",
     "load_curve",
-    "load_model",
     "train",
     "training_flops",
 ]

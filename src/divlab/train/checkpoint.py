@@ -18,9 +18,10 @@ from pathlib import Path
 
 import divlab
 from divlab.errors import DataError
-from divlab.io import atomic_directory, read_json, write_json
+from divlab.io import atomic_directory, write_json
 
 SIDECAR = "divlab.json"
+WEIGHTS = "model.safetensors"
 TRAINER_STATE = "trainer_state.pt"
 
 
@@ -76,22 +77,3 @@ def load_trainer_state(path: Path) -> dict:
         return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path} has no {TRAINER_STATE}; it cannot be resumed") from None
-
-
-def load_model(path: str | Path, device: str | None = None):
-    """A checkpoint (or any HF causal-LM folder) as an eval-mode model on ``device``."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    path = Path(path)
-    if not (path / "config.json").exists():
-        raise DataError(f"{path} is not a model checkpoint (no config.json)")
-    model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=False)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval()
-
-
-def read_sidecar(path: str | Path) -> dict:
-    return read_json(Path(path) / SIDECAR)

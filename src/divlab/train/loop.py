@@ -28,6 +28,8 @@ from pathlib import Path
 from divlab.data.store import TokenDataset, open_dataset
 from divlab.devices import autocast, resolve_device
 from divlab.errors import ConfigError, DataError
+from divlab.evaluate.loss import EvalSet
+from divlab.evaluate.speed import speed_of_learning
 from divlab.io import read_json, write_json
 from divlab.train.checkpoint import (
     SIDECAR,
@@ -280,8 +282,6 @@ class Run:
             **_mfu(self.device, self.parameters, tokens_per_second),
         }
         if (self.out / "curve.jsonl").exists():
-            from divlab.evaluate.speed import speed_of_learning
-
             summary["speed_of_learning"] = speed_of_learning(load_curve(self.out))
         write_json(self.out / "run.json", summary)
         shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
@@ -298,7 +298,6 @@ class LearningCurve(Callback):
         self.eval_set = None
 
     def on_start(self, run: Run) -> None:
-        from divlab.evaluate.loss import EvalSet
 
         if run.spec.eval_split is None:
             return

@@ -50,6 +50,7 @@ from divlab.data.ginc.sampler import (
     sample_documents,
     substitute,
 )
+from divlab.data.ginc.tokenizer import save_tokenizer
 from divlab.data.ginc.truth import ground_truth_diversity
 from divlab.data.store import FORMAT_VERSION, TokenDataset, token_lists, tokenizer_summary
 from divlab.errors import ConfigError, DataError
@@ -369,7 +370,6 @@ def generate(
     spec: GincSpec, out: str | Path, overwrite: bool = False, show_progress: bool = False
 ) -> Path:
     """Generate the data set described by ``spec`` into folder ``out``."""
-    from divlab.data.ginc.tokenizer import save_tokenizer
 
     family = ConceptFamily(spec.family)
     concept_ids = spec.concepts.resolve()

@@ -29,7 +29,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from divlab.errors import ConfigError
+from divlab.errors import ConfigError, format_validation_error
 
 DELIMITER = 0  # symbol id of "/"; GINC symbol ids equal tokenizer ids (specials come after)
 
@@ -110,8 +110,6 @@ class ConceptFamily:
             try:
                 spec = FamilySpec(**kwargs)  # type: ignore[arg-type]
             except Exception as e:  # pydantic ValidationError
-                from divlab.errors import format_validation_error
-
                 raise ConfigError(format_validation_error(e, "GINC family")) from None
         elif kwargs:
             raise TypeError("pass either a FamilySpec or keyword arguments, not both")

@@ -1,0 +1,435 @@
+"""The run of ``kind: collapse`` (see the package docstring for the design)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from divlab.data.ginc.oracle import forward
+from divlab.data.store import open_dataset, token_lists, write_dataset
+from divlab.devices import resolve_device
+from divlab.evaluate.model import load_model
+from divlab.experiments import ids
+from divlab.experiments.data import ginc_eval_set, ginc_training_set
+from divlab.experiments.executors import executor_for, run_all
+from divlab.experiments.folder import claim_folder, finish, logger, now
+from divlab.experiments.kinds.collapse import chains
+from divlab.experiments.kinds.collapse.spec import (
+    TABLES,
+    CollapseExperimentSpec,
+    CollapseLMSpec,
+    arm_name,
+    n_documents,
+    window,
+)
+from divlab.experiments.runs import run_payload
+from divlab.io import read_json, write_json
+from divlab.measure import diversity_coefficient, load_probe
+
+GENERATE_BATCH = 128  # documents per generate() call
+
+
+# ---- the spec ---------------------------------------------------------------------------
+
+
+# ---- the kind protocol ------------------------------------------------------------------
+
+
+def describe(spec: CollapseExperimentSpec) -> list[str]:
+    part = spec.collapse
+    lines = []
+    if part.gaussian:
+        g = part.gaussian
+        lines.append(
+            f"Gaussian chain: {len(g.sizes)} fits of M = {_sizes_text(g.sizes)}, {g.chains} "
+            f"chains, {g.estimator} variance"
+        )
+    if part.discrete:
+        d = part.discrete
+        lines.append(
+            f"discrete chain: {len(d.start)} states, {len(d.sizes)} fits of M = "
+            f"{_sizes_text(d.sizes)}, {d.chains} chains"
+        )
+    if part.lm:
+        lm = part.lm
+        runs = len(spec.seeds) * (1 + (lm.generations - 1) * len(lm.real_fraction))
+        how = {
+            "sample": f"sampling (temperature {lm.temperature:g}, top-p {lm.top_p:g})",
+            "greedy": "greedy decoding",
+            "beam": f"beam search ({lm.num_beams} beams)",
+        }[lm.decoding]
+        lines += [
+            f"LM recursion: {lm.generations} generations x real fractions "
+            f"{lm.real_fraction} x seeds {spec.seeds} = {runs} runs (generation 0 shared), "
+            f"{spec.token_budget:,} tokens each",
+            f"corpora: {n_documents(spec)} documents of {spec.training_data.doc_length} tokens "
+            f"by {how}, prompt {lm.prompt_tokens or '<eos>'}",
+        ]
+    return lines
+
+
+def _sizes_text(sizes: list[int]) -> str:
+    if len(set(sizes)) == 1:
+        return str(sizes[0])
+    return str(sizes) if len(sizes) <= 4 else f"[{sizes[0]}, {sizes[1]}, ..., {sizes[-1]}]"
+
+
+def run(
+    spec: CollapseExperimentSpec,
+    out: str | Path,
+    *,
+    executor=None,
+    progress: bool = True,
+    report: bool = True,
+    log=None,
+) -> dict:
+    """Run (or resume) the collapse experiment ``spec`` in folder ``out``."""
+    log = logger(log, progress)
+    root = claim_folder(out, spec)
+    started = now()
+    tables = analytic_tables(spec, root)
+    if spec.collapse.lm is not None:
+        executor = executor or executor_for(spec)
+        tables["lm"] = str(run_recursion(spec, root, executor, progress, log))
+    return finish(root, spec, {"tables": tables}, report, started, tables=tables)
+
+
+# ---- the analytic chains ----------------------------------------------------------------
+def analytic_tables(spec: CollapseExperimentSpec, root: Path) -> dict[str, str]:
+    """Simulate the enabled chains (once: a table on disk is kept)."""
+    tables = {}
+    g, d = spec.collapse.gaussian, spec.collapse.discrete
+    if g is not None:
+        path = root / TABLES["gaussian"]
+        if not path.exists():
+            frame = chains.gaussian_chain(
+                g.sizes, None, g.chains, g.mu, g.sigma, g.estimator, g.seed
+            )
+            write_parquet(frame, path)
+        tables["gaussian"] = str(path)
+    if d is not None:
+        path, absorption = root / TABLES["discrete"], root / TABLES["absorption"]
+        probabilities = d.start.tolist()
+        if not path.exists():
+            frame = chains.discrete_chain(
+                d.sizes, None, d.chains, probabilities, None, d.tail_quantile, d.seed
+            )
+            write_parquet(frame, path)
+        if not absorption.exists():
+            frame = chains.discrete_absorption(d.sizes, None, d.chains, probabilities, None, d.seed)
+            write_parquet(frame, absorption)
+        tables["discrete"], tables["absorption"] = str(path), str(absorption)
+    return tables
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` to ``path`` through a temp file and a rename (never half written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---- the language-model recursion -------------------------------------------------------
+def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, log) -> Path:
+    """Train generation after generation; return the path of ``collapse.parquet``."""
+
+    # The driver's stages (sampling, measures) keep the caller's torch threads: their
+    # models are small, and more threads than free cores make them many times slower.
+    lm = spec.collapse.lm
+    eval_path = ginc_eval_set(spec, root)
+    real_path = ginc_training_set(spec, root, "real", list(range(spec.eval.n_concepts)))
+    real = open_dataset(real_path)
+    context = _Context(spec, root, real)
+    measures = {real_path: context.measure("real", real_path)}
+
+    corpora = {(f, s): real_path for f in lm.real_fraction for s in spec.seeds}
+    rows = []
+    for generation in range(lm.generations):
+        payloads, keys = [], []
+        for seed in spec.seeds:
+            if generation == 0:
+                payloads.append(run_payload(spec, root, "g0", real_path, seed, eval_path))
+                keys.append([(f, seed) for f in lm.real_fraction])
+                continue
+            for fraction in lm.real_fraction:
+                name = f"{arm_name(fraction)}-g{generation}"
+                data = corpora[(fraction, seed)]
+                payloads.append(run_payload(spec, root, name, data, seed, eval_path))
+                keys.append([(fraction, seed)])
+        records = run_all(payloads, executor, progress, f"generation {generation}", log)
+        models = {}
+        for payload, record, arms in zip(payloads, records, keys, strict=True):
+            for fraction, seed in arms:
+                corpus = corpora[(fraction, seed)]
+                rows.append(
+                    {
+                        "arm": arm_name(fraction),
+                        "real_fraction": fraction,
+                        "seed": seed,
+                        "generation": generation,
+                        "run_id": record["run_id"],
+                        "corpus": str(corpus),
+                        **_run_metrics(record),
+                        **measures[corpus],
+                    }
+                )
+                models[(fraction, seed)] = Path(payload.out) / "model"
+        if generation + 1 == lm.generations:
+            break
+        for (fraction, seed), model in models.items():
+            path = context.corpus(model, fraction, seed, generation + 1, log)
+            corpora[(fraction, seed)] = path
+            measures[path] = context.measure(path.name, path)
+    table = root / TABLES["lm"]
+    write_parquet(pd.DataFrame(rows), table)
+    return table
+
+
+RUN_METRICS = ("loss", "perplexity", "gap", "oracle_loss", "icl_accuracy", "edit_distance")
+
+
+def _run_metrics(record: dict) -> dict:
+    return {key: record.get(key) for key in (*RUN_METRICS, "tokens", "train_seconds")}
+
+
+class _Context:
+    """What every corpus of one experiment shares: the real corpus, its tail, the
+    concepts and the probe."""
+
+    def __init__(self, spec: CollapseExperimentSpec, root: Path, real) -> None:
+        self.spec, self.lm, self.root, self.real = spec, spec.collapse.lm, root, real
+        self.family = real.family
+        self.concepts = real.concept_ids
+        self.symbols = self.family.spec.vocab_size
+        table = real.table("train", ["tokens", "concept"])
+        self.real_tokens = _token_matrix(table.column("tokens"))
+        self.real_concepts = table.column("concept").to_numpy()
+        self.tail = chains.tail_set(self.unigram(self.real_tokens), self.lm.tail_quantile)
+        self._probe = None
+
+    def unigram(self, tokens: np.ndarray) -> np.ndarray:
+        return np.bincount(tokens.ravel(), minlength=self.symbols)[: self.symbols]
+
+    # -- corpora ------------------------------------------------------------------------
+    def corpus(self, model_dir: Path, fraction: float, seed: int, generation: int, log) -> Path:
+        """Generation ``generation``'s training corpus of arm ``fraction``, sampled from
+        ``model_dir`` (skipped when on disk)."""
+        import pyarrow as pa
+
+        path = self.root / "corpora" / f"{arm_name(fraction)}-s{seed}-g{generation}"
+        if (path / "summary.json").exists():
+            return path
+        n_docs = len(self.real_tokens)
+        n_real = round(fraction * n_docs)
+        rng = ids.rng(seed, generation, 0xC011)
+        order = rng.permutation(n_docs)  # shared by the arms of a seed
+        kept = np.sort(order[:n_real])
+        prompts = self.real_tokens[order[n_real:], : self.lm.prompt_tokens]  # docs not kept
+        log(f"sampling {n_docs - n_real} documents for {path.name}")
+        generated = sample_documents(
+            model_dir,
+            prompts,
+            self.spec.training_data.doc_length,
+            self.lm,
+            seq_len=self.spec.seq_len,
+            window=window(self.spec),
+            eos=self.real.eos_token_id,
+            pad=self.real.summary["tokenizer"].get("pad_token_id"),
+            symbols=self.symbols,
+            vocab_size=self.real.vocab_size,
+            seed=ids.derive_seed(seed, generation, 0x5A3),
+            device=self.spec.device,
+        )
+        tokens = np.concatenate([generated, self.real_tokens[kept]])
+        assigned, _ = self.assign(tokens)
+        source = ["generated"] * len(generated) + ["real"] * n_real
+        concept = np.concatenate([np.full(len(generated), -1), self.real_concepts[kept]])
+        table = pa.table(
+            {
+                "doc_id": pa.array(np.arange(len(tokens)), pa.int64()),
+                "tokens": token_lists(tokens),
+                "source": pa.array(source, pa.string()),
+                "concept": pa.array(concept, pa.int64()),
+                "assigned_concept": pa.array(assigned, pa.int64()),
+            }
+        )
+        write_dataset(
+            path,
+            self.real,
+            {"train": table},
+            provenance={
+                "model": str(model_dir),
+                "generation": generation,
+                "real_fraction": fraction,
+                "seed": seed,
+                "decoding": self.lm.model_dump(
+                    include={"decoding", "temperature", "top_p", "num_beams", "prompt_tokens"}
+                ),
+            },
+        )
+        return path
+
+    # -- measures -----------------------------------------------------------------------
+    def assign(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return assign_concepts(self.family, self.concepts, tokens, self.lm.assignment_noise)
+
+    def measure(self, name: str, path: Path) -> dict:
+        """The measures of one corpus (module docstring), cached in ``measures/``."""
+
+        file = self.root / "measures" / f"{name}.json"
+        if file.exists():
+            return read_json(file)
+        dataset = open_dataset(path)
+        columns = dataset.table("train").column_names
+        table = dataset.table("train", [c for c in ("tokens", "source") if c in columns])
+        tokens = _token_matrix(table.column("tokens"))
+        assigned, nll = self.assign(tokens)
+        result = {
+            "n_docs": len(tokens),
+            "generated_docs": (
+                int(sum(s == "generated" for s in table.column("source").to_pylist()))
+                if "source" in columns
+                else 0
+            ),
+            "tail_mass": float(chains.tail_mass(self.unigram(tokens), self.tail)),
+            **coverage(assigned),
+            "assignment_nll": float(nll.mean()),
+            "assignment_accuracy": (
+                float((assigned == self.real_concepts).mean()) if name == "real" else None
+            ),
+            **self.diversity(dataset),
+        }
+        write_json(file, result)
+        return result
+
+    def diversity(self, dataset) -> dict:
+        empty = {"diversity": None, "diversity_ci_low": None, "diversity_ci_high": None}
+        if not self.lm.diversity.enabled:
+            return empty
+
+        settings = self.lm.diversity.settings()
+        if self._probe is None:
+            self._probe = load_probe(
+                self.lm.probe,
+                vocab_size=dataset.vocab_size,
+                special=dataset.summary["tokenizer"],
+                device=self.spec.device,
+                seed=settings.seed,
+            )
+        result = diversity_coefficient(dataset, self._probe, settings)
+        low, high = result["ci95"]
+        return {
+            "diversity": result["diversity"],
+            "diversity_ci_low": low,
+            "diversity_ci_high": high,
+        }
+
+
+def _token_matrix(column) -> np.ndarray:
+    """A list column of equal-length documents as an (N, L) int64 array."""
+    column = column.combine_chunks()
+    values = column.flatten().to_numpy().astype(np.int64)
+    return values.reshape(len(column), -1)
+
+
+def assign_concepts(
+    family, concept_ids: list[int], tokens: np.ndarray, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's most likely concept among ``concept_ids`` (forward algorithm through
+    a substitution channel of rate ``noise``) and its per-token NLL under it (nats)."""
+
+    arrays = family.concepts(concept_ids)
+    tokens = np.asarray(tokens)
+    scores = np.stack(
+        [
+            forward(family, arrays, np.full(len(tokens), c), tokens, noise)[0]
+            for c in range(len(concept_ids))
+        ]
+    )  # (C, D)
+    best = scores.argmax(axis=0)
+    ids = np.asarray(concept_ids)[best]
+    return ids, -scores[best, np.arange(len(tokens))] / tokens.shape[1]
+
+
+def coverage(assigned: np.ndarray) -> dict:
+    """``concepts_covered`` (distinct assigned concepts) and ``concept_entropy`` (nats) of
+    the assignment's histogram."""
+    _, counts = np.unique(assigned, return_counts=True)
+    shares = counts / counts.sum()
+    return {
+        "concepts_covered": len(counts),
+        "concept_entropy": float(-(shares * np.log(shares)).sum()),
+    }
+
+
+def sample_documents(
+    model_dir: Path,
+    prompts: np.ndarray,
+    length: int,
+    lm: CollapseLMSpec,
+    *,
+    seq_len: int,
+    window: int,
+    eos: int,
+    pad: int | None,
+    symbols: int,
+    vocab_size: int,
+    seed: int,
+    device: str = "auto",
+) -> np.ndarray:
+    """(N, ``length``) tokens: the continuation of each prompt row (an empty prompt means
+    ``<eos>``), generated by ``model_dir`` in segments of at most ``seq_len`` positions
+    with ids ``>= symbols`` suppressed (module docstring)."""
+    import torch
+    from transformers import GenerationConfig
+
+    n_docs = len(prompts)
+    out = np.empty((n_docs, length), dtype=np.int64)
+    if n_docs == 0:  # an arm that keeps only real data
+        return out
+    target = resolve_device(device)
+    model = load_model(model_dir, str(target))
+    if prompts.shape[1] == 0:
+        prompts = np.full((n_docs, 1), eos, dtype=np.int64)
+    decoding = {
+        "sample": {"do_sample": True, "temperature": lm.temperature, "top_p": lm.top_p, "top_k": 0},
+        "greedy": {"do_sample": False},
+        "beam": {"do_sample": False, "num_beams": lm.num_beams},
+    }[lm.decoding]
+    cuda = [torch.cuda.current_device()] if target.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # leave the caller's RNG as it was
+        torch.manual_seed(seed)
+        for first in range(0, n_docs, GENERATE_BATCH):
+            ids = torch.as_tensor(prompts[first : first + GENERATE_BATCH], device=target)
+            done = 0
+            while done < length:
+                context = ids[:, -window:]
+                new = min(seq_len - context.shape[1], length - done)
+                config = GenerationConfig(
+                    max_new_tokens=new,
+                    min_new_tokens=new,
+                    suppress_tokens=list(range(symbols, vocab_size)),
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                    **decoding,
+                )
+                with torch.no_grad():
+                    result = model.generate(
+                        input_ids=context,
+                        attention_mask=torch.ones_like(context),
+                        generation_config=config,
+                    )
+                ids = torch.cat([ids, result[:, context.shape[1] :]], dim=1)
+                done += new
+            out[first : first + len(ids)] = ids[:, -length:].cpu().numpy()
+    return out
