@@ -191,7 +191,7 @@ def test_fit_tables_and_report_on_a_planted_joint_law(tmp_path):
 
     for name, table in zip(TABLES, (runs, fits, holdout), strict=True):
         table.to_parquet(tmp_path / name, index=False)
-    body, summary = sections(tmp_path, tmp_path / "figures")
+    body, summary = sections(tmp_path, tmp_path)  # figures go to tmp_path / "figures"
     assert [element_id for *_, element_id in body][:2] == ["scaling-holdout", "scaling-fits"]
     assert summary["holdout"]["law"] == "joint"
     assert abs(summary["holdout_relative_error"]) < 1e-8

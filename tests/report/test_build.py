@@ -135,7 +135,7 @@ def test_sparse_experiment_skips_what_it_lacks(tmp_path):
 
 
 def test_bad_folders_raise_data_errors(tmp_path):
-    with pytest.raises(DataError, match=r"no results\.parquet"):
+    with pytest.raises(DataError, match=r"not an experiment folder \(no spec\.json\)"):
         build_report(tmp_path)
     experiment = make_synthetic_experiment(tmp_path / "exp")
     (tmp_path / "precious").mkdir()
