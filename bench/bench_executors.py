@@ -93,7 +93,7 @@ def _experiment_spec(runs_tokens: int, quick: bool) -> dict:
 
 def _prepare(spec, folder: Path) -> None:
     """Data, probe and measures once (untimed); every configuration starts from a copy."""
-    from divlab.experiments import Experiment
+    from divlab.experiments.kinds.diversity.run import Experiment
 
     experiment = Experiment(spec, folder)
     experiment.claim_folder()
@@ -103,9 +103,8 @@ def _prepare(spec, folder: Path) -> None:
 
 
 def _time_run_stage(spec, prepared: Path, folder: Path, kind: str, workers: int, threads: int):
-    from divlab.experiments import Experiment
-    from divlab.experiments.executors import LocalExecutor, RayExecutor
-    from divlab.experiments.steps import unfinished
+    from divlab.experiments.executors import LocalExecutor, RayExecutor, unfinished
+    from divlab.experiments.kinds.diversity.run import Experiment
 
     shutil.copytree(prepared, folder)
     experiment = Experiment(spec, folder)
@@ -182,10 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)  # the main process only waits; workers set their own threads
-    from divlab.experiments import ExperimentSpec
+    from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 
     if not args.skip_ray:
-        from divlab.experiments.executors import require_ray
+        from divlab.optional import require_ray
 
         require_ray()  # fail before any compute, with the extra to install
     spec = ExperimentSpec.from_dict(_experiment_spec(args.runs_tokens, args.quick))
