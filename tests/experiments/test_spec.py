@@ -140,3 +140,30 @@ def test_local_executor_runs_one_worker_per_gpu_pinned_to_it(monkeypatch):
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     _pin_worker_to_gpu(slots)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_the_experiment_recipe_is_the_train_recipe():
+    """Every TrainSpec recipe field can be set in an experiment; one that is left at its
+    default leaves the run ids as they were, one that is set changes them."""
+    plain = ExperimentSpec.from_dict(tiny_spec())
+    accumulated = ExperimentSpec.from_dict(tiny_spec(micro_batch_size=4, compile=True))
+    assert "micro_batch_size" not in runs(plain)[0].train
+    train = runs(accumulated)[0].train
+    assert (train["micro_batch_size"], train["compile"]) == (4, True)
+    assert {r.id for r in runs(plain)}.isdisjoint(r.id for r in runs(accumulated))
+    with pytest.raises(ConfigError, match=r"micro_batch_size \(5\) must divide the 16"):
+        ExperimentSpec.from_dict(tiny_spec(micro_batch_size=5))
+    with pytest.raises(ConfigError, match="unknown model preset 'minii'; choose one of"):
+        ExperimentSpec.from_dict(tiny_spec(model={"preset": "minii"}))
+
+
+def test_a_curation_takes_only_its_own_methods_fields():
+    sets = [{"name": "a", "concepts": {"plan": "eval", "n_eval": 4}}]
+    spec = tiny_spec(plan={"kind": "sets", "sets": sets})
+    spec["plan"]["sets"][0]["curate"] = {"method": "exact", "clusters": 3}
+    with pytest.raises(ConfigError, match=r"curate\.exact\.clusters: unknown field"):
+        ExperimentSpec.from_dict(spec)
+    spec["plan"]["sets"][0]["curate"] = {"method": "d4", "clusters": 3}
+    (condition,) = conditions(ExperimentSpec.from_dict(spec))
+    assert condition.curation == {"method": "d4", "model": "probe", "clusters": 3,
+                                  "r_dedup": 0.75, "r_proto": 0.5}  # fmt: skip

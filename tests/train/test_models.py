@@ -3,6 +3,7 @@
 import pytest
 
 from divlab.errors import ConfigError
+from divlab.train import TrainSpec
 from divlab.train.models import (
     PRESETS,
     ModelSpec,
@@ -58,10 +59,12 @@ def test_same_seed_same_weights():
     assert any((pa != pc).any() for pa, pc in zip(a.parameters(), c.parameters(), strict=True))
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [ModelSpec(preset="huge"), ModelSpec(preset="tiny", hidden_size=30, num_heads=4)],
-)
-def test_bad_model_specs(spec):
-    with pytest.raises(ConfigError):
-        build_config(spec, 54, 64, SPECIAL)
+def test_bad_model_specs():
+    with pytest.raises(ConfigError, match="hidden_size 30 must be divisible by num_heads 4"):
+        build_config(ModelSpec(preset="tiny", hidden_size=30, num_heads=4), 54, 64, SPECIAL)
+
+
+@pytest.mark.parametrize("preset", ["huge", "125M", "minii"])
+def test_an_unknown_preset_is_refused_when_the_spec_is_parsed(preset):
+    with pytest.raises(ConfigError, match=f"unknown model preset '{preset}'; choose one of tiny"):
+        TrainSpec.from_dict({"data": "d", "token_budget": 4096, "model": {"preset": preset}})

@@ -19,7 +19,7 @@ from divlab.experiments.runs import PER_RUN_FIELDS
 from divlab.measure import DiversitySettings
 from divlab.specs import Spec
 from divlab.train.models import ModelSpec
-from divlab.train.spec import OptimizerSpec, ScheduleSpec
+from divlab.train.spec import OptimizerSpec, RecipeSpec
 
 
 class EvalSetSpec(Spec):
@@ -90,9 +90,10 @@ class ExecutorSpec(Spec):
     max_retries: int = Field(2, ge=0, description="ray: retries of a failed run")
 
 
-class CommonSpec(Spec):
+class CommonSpec(RecipeSpec):
     """What every experiment kind shares: the data family and eval set, ONE training
-    recipe (model, token budget, optimizer, schedule), seeds, evaluation and executor.
+    recipe (``RecipeSpec``: every field a single run's ``TrainSpec`` has, with the same
+    validation, and defaults sized for experiments), seeds, evaluation and executor.
 
     Each kind's spec (``divlab.experiments.kinds.<kind>.spec``) extends it with its own
     section and a ``kind`` literal."""
@@ -107,14 +108,10 @@ class CommonSpec(Spec):
         "on the eval corpus",
     )
     model: ModelSpec = ModelSpec(preset="mini")
-    token_budget: int = Field(400_000, ge=1)
-    seq_len: int = Field(128, ge=2)
-    batch_tokens: int = Field(2048, ge=2)
+    token_budget: int = Field(400_000, ge=1, description="training tokens of every run")
+    batch_tokens: int = Field(2048, ge=2, description="tokens per optimizer step")
     optimizer: OptimizerSpec = OptimizerSpec(lr=1e-2)
-    schedule: ScheduleSpec = ScheduleSpec()
-    eval_every_tokens: int | None = Field(None, ge=1, description="learning curve cadence")
     curve_docs: int = Field(32, ge=1, description="eval docs per learning-curve point")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     seeds: list[int] = Field(default_factory=lambda: [0, 1])
     evaluation: EvaluationSpec = EvaluationSpec()
     executor: ExecutorSpec = ExecutorSpec()
@@ -127,15 +124,11 @@ class CommonSpec(Spec):
         return v
 
     @model_validator(mode="after")
-    def _shapes(self) -> CommonSpec:
+    def _tokenizer(self) -> CommonSpec:
         if self.tokenizer and self.tokenizer.startswith("bpe:"):
             size = self.tokenizer[4:]
             if not size.isdigit() or int(size) < 260:
                 raise ValueError(f"tokenizer {self.tokenizer!r}: write bpe:N with N >= 260")
-        if self.batch_tokens % self.seq_len:
-            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len")
-        if self.token_budget < self.batch_tokens:
-            raise ValueError(f"token_budget ({self.token_budget}) is below one batch")
         return self
 
     @property
@@ -159,6 +152,11 @@ class CommonSpec(Spec):
             "eval_docs": self.curve_docs,
             "device": self.device,
         }
+        # Recipe fields added later enter a run's recipe (and its id) only when set, so
+        # the ids of runs of specs that leave them at their defaults stay as they were.
+        for key in ("micro_batch_size", "checkpoint_every_tokens", "compile"):
+            if getattr(self, key) != RecipeSpec.model_fields[key].default:
+                recipe[key] = getattr(self, key)
         for key, value in (overrides or {}).items():
             if key in PER_RUN_FIELDS:
                 raise ConfigError(f"a run's train overrides may not set {key!r} (the run does)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from divlab.errors import ConfigError
 
@@ -41,6 +41,13 @@ class ModelSpec(BaseModel):
     tie_embeddings: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     config: dict[str, Any] | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str) -> str:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        return preset
 
     def sizes(self) -> tuple[int, int, int, int]:
         if self.preset not in PRESETS:

@@ -29,13 +29,11 @@ class ScheduleSpec(Spec):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
 
 
-class TrainSpec(Spec):
-    data: str
-    split: str = "train"
-    eval_split: str | None = "eval"
-    eval_data: str | None = Field(
-        None, description="the learning curve's data set, if not ``data`` (same tokenizer)"
-    )
+class RecipeSpec(Spec):
+    """How a model is trained, apart from its data and seed: the recipe an experiment
+    applies to every run (``divlab.experiments.spec.CommonSpec`` extends it) and the
+    core of a single run's ``TrainSpec``: one set of fields, one validation."""
+
     model: ModelSpec = ModelSpec()
     token_budget: int = Field(..., ge=1, description="training tokens (inputs) of the run")
     seq_len: int = Field(128, ge=2)
@@ -45,25 +43,13 @@ class TrainSpec(Spec):
     )
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
-    seed: int = Field(0, ge=0)
-    init_from: str | None = Field(
-        None,
-        description="continue pre-training: start from this checkpoint's weights (a model "
-        "folder of the same architecture) with a fresh optimizer and schedule",
-    )
-    shuffle: bool = Field(
-        True,
-        description="visit the packed sequences in a seeded random order; false keeps the "
-        "data set's document order (a curriculum written into the data)",
-    )
     eval_every_tokens: int | None = Field(None, ge=1, description="default: budget / 10")
-    eval_docs: int = Field(64, ge=1)
     checkpoint_every_tokens: int | None = Field(None, ge=1, description="default: budget / 4")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
 
     @model_validator(mode="after")
-    def _shapes(self) -> TrainSpec:
+    def _shapes(self) -> RecipeSpec:
         if self.batch_tokens % self.seq_len:
             raise ValueError(
                 f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len ({self.seq_len})"
@@ -92,6 +78,29 @@ class TrainSpec(Spec):
     def tokens(self) -> int:
         """Tokens actually trained on: whole steps only."""
         return self.steps * self.batch_tokens
+
+
+class TrainSpec(RecipeSpec):
+    """One training run: a recipe, its data and its seed."""
+
+    data: str
+    split: str = "train"
+    eval_split: str | None = "eval"
+    eval_data: str | None = Field(
+        None, description="the learning curve's data set, if not ``data`` (same tokenizer)"
+    )
+    seed: int = Field(0, ge=0)
+    init_from: str | None = Field(
+        None,
+        description="continue pre-training: start from this checkpoint's weights (a model "
+        "folder of the same architecture) with a fresh optimizer and schedule",
+    )
+    shuffle: bool = Field(
+        True,
+        description="visit the packed sequences in a seeded random order; false keeps the "
+        "data set's document order (a curriculum written into the data)",
+    )
+    eval_docs: int = Field(64, ge=1)
 
     def every(self, requested: int | None, fraction: int) -> int:
         """A cadence in steps: ``requested`` tokens, or 1/``fraction`` of the run."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from divlab.curate.dedup import dedup_dataset
 from divlab.curate.minhash import settings_for
 from divlab.curate.perplexity import perplexity_filter
@@ -19,12 +21,21 @@ from divlab.experiments.executors import Executor, available_cores, executor_for
 from divlab.experiments.executors import unfinished as unfinished_runs
 from divlab.experiments.kinds.diversity import plan as planning
 from divlab.experiments.kinds.diversity.results import consolidate
-from divlab.experiments.kinds.diversity.spec import DiversitySpec
+from divlab.experiments.kinds.diversity.spec import (
+    CurationSpec,
+    D4Curation,
+    DiversitySpec,
+    NearCuration,
+    PerplexityCuration,
+    SemDedupCuration,
+)
 from divlab.experiments.runs import RunPayload, is_complete, torch_threads
 from divlab.io import read_json, write_json
 from divlab.measure import alignment, diversity_coefficient, load_probe, probe_documents
 from divlab.measure.cache import EmbeddingCache
 from divlab.train import TrainSpec, train
+
+CURATION = TypeAdapter(CurationSpec)
 
 
 @dataclass
@@ -111,22 +122,21 @@ class Experiment:
             if curation is None or (path / "summary.json").exists():
                 continue
             raw = self.layout.root / "data" / condition.raw_id
-            log(f"curate {condition.name} ({curation['method']}) -> {path}")
-            model = probe_info["source"] if curation["model"] == "probe" else curation["model"]
-            if curation["method"] in ("semdedup", "d4"):
-                semantic_dataset(
-                    raw,
-                    path,
-                    curation["method"],
-                    model,
-                    curation["clusters"],
-                    ratio=curation["ratio"] if curation["method"] == "semdedup" else None,
-                    r_dedup=curation["r_dedup"],
-                    r_proto=curation["r_proto"],
-                    overwrite=True,
+            curation = CURATION.validate_python(curation)
+            log(f"curate {condition.name} ({curation.method}) -> {path}")
+            model = getattr(curation, "model", "probe")
+            model = probe_info["source"] if model == "probe" else model
+            if isinstance(curation, SemDedupCuration | D4Curation):
+                semantic = (
+                    {"ratio": curation.ratio}
+                    if isinstance(curation, SemDedupCuration)
+                    else {"r_dedup": curation.r_dedup, "r_proto": curation.r_proto}
                 )
-                continue
-            if curation["method"] == "perplexity":
+                semantic_dataset(
+                    raw, path, curation.method, model, curation.clusters, **semantic,
+                    overwrite=True,
+                )  # fmt: skip
+            elif isinstance(curation, PerplexityCuration):
                 if not Path(model).is_dir():
                     raise ConfigError(
                         f"set {condition.name!r}: the perplexity filter needs a model folder; "
@@ -136,23 +146,18 @@ class Experiment:
                     raw,
                     path,
                     model,
-                    curation["keep_low"],
-                    curation["keep_high"],
+                    curation.keep_low,
+                    curation.keep_high,
                     device=self.spec.device,
                     overwrite=True,
                 )
-                continue
-            settings = None
-            if curation["method"] == "near":
+            elif isinstance(curation, NearCuration):
                 settings = settings_for(
-                    condition.is_text,
-                    curation["shingle"],
-                    curation["n"],
-                    threshold=curation["threshold"],
+                    condition.is_text, curation.shingle, curation.n, threshold=curation.threshold
                 )
-            dedup_dataset(
-                raw, path, curation["method"], settings, verify=curation["verify"], overwrite=True
-            )
+                dedup_dataset(raw, path, "near", settings, verify=curation.verify, overwrite=True)
+            else:
+                dedup_dataset(raw, path, "exact", None, overwrite=True)
 
     def text_tokenizer(self) -> str:
         """The tokenizer of a real-text experiment: a path, or (``bpe:N``) the byte-level

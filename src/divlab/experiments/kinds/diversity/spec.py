@@ -19,7 +19,7 @@ Plans (BRIEF section 2):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -30,24 +30,59 @@ from divlab.specs import Spec
 METRICS = ("loss", "perplexity", "gap", "icl_accuracy", "edit_distance", "token_match")
 
 
-class CurationSpec(Spec):
-    """A curation applied to a training set before training (an experiment arm):
-    ``exact`` / ``near`` dedup, a ``perplexity`` band, or ``semdedup`` / ``d4`` under
-    ``model`` (a checkpoint path, or ``probe`` for the experiment's trained probe; text
-    arms of semdedup / d4 may name a sentence-transformers folder or ``minilm``)."""
+class ExactCuration(Spec):
+    """Exact dedup: one document per group of identical documents."""
 
-    method: Literal["exact", "near", "perplexity", "semdedup", "d4"]
+    method: Literal["exact"]
+
+
+class NearCuration(Spec):
+    """MinHash-LSH near dedup (``divlab.curate.minhash``)."""
+
+    method: Literal["near"]
     shingle: Literal["char", "word", "token"] | None = None
     n: int | None = Field(None, ge=1)
     threshold: float = Field(0.8, gt=0, lt=1)
     verify: bool = False
+
+
+class PerplexityCuration(Spec):
+    """Keep a perplexity band (quantiles) under ``model``: a checkpoint folder, or
+    ``probe`` for the experiment's trained probe."""
+
+    method: Literal["perplexity"]
     model: str = "probe"
     keep_low: float = Field(0.0, ge=0)
     keep_high: float = Field(0.9, gt=0)
-    clusters: int = Field(20, ge=1, description="semdedup / d4: k-means clusters")
-    ratio: float = Field(0.9, gt=0, le=1, description="semdedup: fraction kept")
+
+
+class SemDedupCuration(Spec):
+    """SemDeDup under ``model`` (``probe``, a checkpoint, or for text a
+    sentence-transformers folder or ``minilm``), keeping ``ratio`` of the documents."""
+
+    method: Literal["semdedup"]
+    model: str = "probe"
+    clusters: int = Field(20, ge=1, description="k-means clusters")
+    ratio: float = Field(0.9, gt=0, le=1, description="fraction kept")
+
+
+class D4Curation(Spec):
+    """D4: SemDeDup to ``r_dedup``, then drop the most prototypical down to ``r_proto``."""
+
+    method: Literal["d4"]
+    model: str = "probe"
+    clusters: int = Field(20, ge=1, description="k-means clusters")
     r_dedup: float = Field(0.75, gt=0, le=1)
     r_proto: float = Field(0.5, gt=0, le=1)
+
+
+# A curation applied to a training set before training (an experiment arm). One class per
+# method, chosen by ``method``: a field of another method is an error, and cannot change a
+# condition's id.
+CurationSpec = Annotated[
+    ExactCuration | NearCuration | PerplexityCuration | SemDedupCuration | D4Curation,
+    Field(discriminator="method"),
+]
 
 
 class TrainingSetSpec(Spec):
