@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
+import torch
+
 from divlab.errors import ConfigError
 
 
 def resolve_device(requested: str = "auto"):
     """``auto``: CUDA when present, else CPU."""
-    import torch
 
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was requested but no CUDA device is available")
@@ -20,7 +21,6 @@ def resolve_device(requested: str = "auto"):
 
 def autocast(device):
     """bf16 autocast on CUDA; full precision on CPU (tests pin CPU numbers)."""
-    import torch
 
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -30,7 +30,6 @@ def autocast(device):
 def as_float32(model):
     """``model`` in float32. Skips ``.float()`` when the weights already are: transformers
     refuses it on GGUF-loaded models, which it dequantises to float32."""
-    import torch
 
     if any(p.dtype != torch.float32 for p in model.parameters()):
         model = model.float()

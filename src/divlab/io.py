@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
 from divlab.errors import ConfigError, DataError
 
 
@@ -42,8 +47,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def write_table(table, path: str | os.PathLike) -> Path:
     """Write a Parquet table atomically: a ``pyarrow.Table``, a pandas DataFrame (its index
     is dropped) or a list of row dicts (an empty list: a table without columns)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if isinstance(table, list):
         table = pa.Table.from_pylist(table) if table else pa.table({})
@@ -109,7 +112,6 @@ def _umask() -> int:
 
 
 def _json_default(obj: Any) -> Any:
-    import numpy as np
 
     if isinstance(obj, np.integer):
         return int(obj)
@@ -123,7 +125,6 @@ def _json_default(obj: Any) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict:
-    import yaml
 
     path = Path(path)
     try:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 
 from divlab.curate.minhash import (
     MinHashSettings,
@@ -40,7 +41,6 @@ from divlab.io import atomic_directory, write_json
 
 def exact_clusters(documents, normalise_text: bool = True) -> np.ndarray:
     """A cluster id per document: equal ids for equal (normalised) content."""
-    import xxhash
 
     keys = []
     for document in documents:

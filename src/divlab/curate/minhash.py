@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import xxhash
+from datasketch.lsh import _optimal_param
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from divlab.errors import ConfigError
 
@@ -83,7 +87,6 @@ PRESETS = {
 
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) minimising the false positive + false negative area (datasketch)."""
-    from datasketch.lsh import _optimal_param
 
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
@@ -149,8 +152,6 @@ def shingle_hashes(document, settings: MinHashSettings, distinct: bool = True) -
     if settings.shingle == "char":
         units = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     elif settings.shingle == "word":
-        import xxhash
-
         units = np.fromiter((xxhash.xxh3_64_intdigest(w.encode()) for w in text.split()), np.uint64)
     else:
         raise ConfigError(f"unknown shingle kind {settings.shingle!r}; use char, word or token")
@@ -239,8 +240,6 @@ def candidate_edges(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 def clusters(n_docs: int, edges: np.ndarray) -> np.ndarray:
     """Connected components of the duplicate graph: a cluster id per document."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     graph = coo_matrix(
         (np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n_docs, n_docs)

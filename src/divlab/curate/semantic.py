@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import torch
+from transformers.utils import logging
 
 from divlab.curate.dedup import open_for_curation, write_curated
 from divlab.errors import ConfigError, DataError
@@ -53,7 +56,6 @@ def _encoder(path: Path):
     """A loaded sentence-transformers model, once per process (shards and Ray Data batches
     call ``embed_texts`` many times)."""
     sentence_transformers = _require("sentence_transformers", "semantic")
-    from transformers.utils import logging
 
     logging.disable_progress_bar()
     return sentence_transformers.SentenceTransformer(str(path), device="cpu")
@@ -74,7 +76,6 @@ def embed_tokens(
     documents: list[np.ndarray], checkpoint: str | Path, prefix_id: int, batch_size: int = 16
 ) -> np.ndarray:
     """Unit-norm mean last hidden state of a divlab checkpoint over each token document."""
-    import torch
 
     model = load_model(checkpoint, "cpu")
     context = int(model.config.max_position_embeddings)
@@ -189,7 +190,6 @@ def semantic_dataset(
     """SemDeDup or D4 on ``split`` of a data set, into a new folder ``out``. Text data are
     embedded with ``embedder`` (a sentence-transformers folder or ``minilm``); token data
     with a divlab checkpoint given as ``embedder``."""
-    import pyarrow as pa
 
     dataset, table = open_for_curation(data, out, split)
     if "text" in table.column_names:

@@ -73,7 +73,7 @@ def _per_shard(
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     if executor == "ray":
-        import ray
+        import ray  # the optional Ray extra, imported only when asked for (checked in _prepare)
 
         dataset = ray.data.read_parquet(str(shard)).select_columns(columns)
         mapped = dataset.map_batches(compute, batch_format="pyarrow")

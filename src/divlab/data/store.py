@@ -10,12 +10,16 @@ has ``kind`` ("ginc" or "text") and ``splits`` (name -> counts).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from transformers import PreTrainedTokenizerFast
 
 from divlab.errors import ConfigError, DataError
 from divlab.io import atomic_directory, read_json, write_json
@@ -35,7 +39,6 @@ def token_lists(tokens: np.ndarray) -> pa.ListArray:
 
 def tokenizer_summary(directory: str | Path) -> dict:
     """The facts about a saved tokenizer that training needs, for ``summary.json``."""
-    from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
     if tokenizer.eos_token_id is None:
@@ -101,12 +104,10 @@ class TokenDataset:
 
     def to_hf(self, split: str):
         """The split as a ``datasets.Dataset`` (memory-mapped Arrow)."""
-        import datasets
 
         return datasets.Dataset.from_parquet(str(self.split_path(split)))
 
     def tokenizer(self):
-        from transformers import PreTrainedTokenizerFast
 
         return PreTrainedTokenizerFast.from_pretrained(str(self.path / "tokenizer"))
 
@@ -165,9 +166,6 @@ def write_dataset(
     kept); ``summary`` adds fields to ``summary.json`` (e.g. ``provenance``). Written
     atomically (``summary.json`` last). Used for corpora built from other data sets:
     generated text (model collapse), mixtures and curricula."""
-    import shutil
-
-    import pyarrow.compute as pc
 
     base = {k: v for k, v in like.summary.items() if k not in ("splits", "prompts")}
     counts = {}

@@ -25,9 +25,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
 
 import divlab
 from divlab.data.store import FORMAT_VERSION, tokenizer_summary
@@ -185,7 +188,6 @@ def _read_parquet(path: Path, field: str, by) -> Iterator[str]:
 
 
 def _read_hf(path: Path, field: str, by) -> Iterator[str]:
-    import datasets
 
     try:
         data = datasets.load_from_disk(str(path))
@@ -241,7 +243,6 @@ def _read_text(path: Path, field: str, by) -> Iterator[str]:
 def _wrap(core, **special_tokens):
     """A ``PreTrainedTokenizerFast`` around a ``tokenizers.Tokenizer`` that decodes text
     exactly as it was (no clean-up of spaces before punctuation)."""
-    from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(
         tokenizer_object=core, clean_up_tokenization_spaces=False, **special_tokens
@@ -263,7 +264,6 @@ def train_bpe_tokenizer(documents: Iterable[str], vocab_size: int, min_frequency
     ``<unk>`` (ids 0-3). Every string round-trips: ``decode(encode(s)) == s``. Training is
     deterministic: same documents in the same order, same tokenizer. The vocabulary can
     end smaller than ``vocab_size`` when the corpus has fewer pairs worth merging."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     _check_vocab_size(vocab_size)
     core = Tokenizer(models.BPE())
@@ -283,7 +283,6 @@ def train_bpe_tokenizer(documents: Iterable[str], vocab_size: int, min_frequency
 
 
 def _gpt2_tokenizer(vocab: Path, merges: Path):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     try:
         model = models.BPE.from_file(str(vocab), str(merges))
@@ -322,8 +321,6 @@ def load_tokenizer(path: str | os.PathLike | Sequence[str | os.PathLike]):
     Special tokens are taken from the saved config, else recognised by name; a tokenizer
     without an end-of-text token gets ``<|endoftext|>`` as eos (and as pad if it has none).
     """
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
 
     if isinstance(path, list | tuple):
         files = [Path(p) for p in path]
@@ -388,7 +385,6 @@ def _document_encoder(tokenizer) -> Callable[[list[str]], list[list[int]]]:
     written inside a document (``"<eos>"``) as plain text, so the only special ids in a data
     set are the separators its readers add. That literal mode costs ~35% of the speed, so it
     is used only on the documents that hold such a string."""
-    from tokenizers import Tokenizer
 
     plain = tokenizer.backend_tokenizer
     literal = Tokenizer.from_str(plain.to_str())

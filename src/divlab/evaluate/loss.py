@@ -11,6 +11,7 @@ document's true concept with full history (``oracle.forward(per_token=True)``), 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from divlab.data.ginc.oracle import forward
 from divlab.data.store import TokenDataset
@@ -22,7 +23,6 @@ def token_nll(
     model, documents: list[np.ndarray], prefix_id: int, context: int, batch_size: int = 16
 ) -> list[np.ndarray]:
     """Per-token negative log-likelihood (nats) of every token of every document."""
-    import torch
 
     device = next(model.parameters()).device
     out: list[np.ndarray] = []

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
+from transformers import AutoModelForCausalLM
+from transformers.utils import logging
 
 from divlab.devices import autocast
 from divlab.errors import DataError
@@ -38,7 +41,6 @@ class HFLanguageModel:
         self.device = next(model.parameters()).device
 
     def next_token_logprobs(self, sequences: list[np.ndarray]) -> np.ndarray:
-        import torch
 
         out = []
         with torch.no_grad():
@@ -77,9 +79,6 @@ def greedy_continuation(
 
 def load_model(path: str | Path, device: str | None = None):
     """A checkpoint (or any HF causal-LM folder) as an eval-mode model on ``device``."""
-    import torch  # torch and transformers load on first use: the CLI starts without them
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging
 
     logging.disable_progress_bar()
     path = Path(path)

@@ -28,6 +28,8 @@ Nothing else changes: ``divlab experiment run|validate``, ``divlab report`` and
 
 from pathlib import Path
 
+import pandas as pd
+
 from divlab.errors import DataError
 from divlab.experiments.registry import (
     Kind,
@@ -49,7 +51,6 @@ def run(spec: CommonSpec, out, **options) -> dict:
 
 def load_results(folder, table: str | None = None):
     """A table of an experiment folder as a pandas DataFrame (default: its kind's first)."""
-    import pandas as pd  # heavy, and only readers of the tables need it
 
     kind = kind_of_folder(folder)
     name = table or kind.tables[0]

@@ -14,8 +14,13 @@ on the executor with their share of the cores, under a progress bar.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from divlab.errors import ConfigError, DivlabError
 from divlab.experiments.runs import RunPayload, RunRecord, execute_run, is_complete, read_record
@@ -41,10 +46,6 @@ class Executor:
 
 def visible_gpus() -> list[int]:
     """Indices of the CUDA devices (without initialising CUDA in this process)."""
-    try:
-        import torch
-    except ImportError:
-        return []
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
@@ -71,8 +72,6 @@ class LocalExecutor(Executor):
             )
 
     def run(self, payloads: list[RunPayload], on_result: OnResult) -> None:
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         if not payloads:
             return
@@ -235,8 +234,6 @@ class RunProgress:
 
     def __enter__(self) -> RunProgress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
             self.bar = Progress(
                 self.label,
                 BarColumn(),

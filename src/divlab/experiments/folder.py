@@ -12,6 +12,8 @@ import datetime
 import platform
 from pathlib import Path
 
+import torch
+
 from divlab.errors import ConfigError, DataError
 from divlab.experiments.executors import Executor, available_cores
 from divlab.experiments.report import build_report
@@ -118,7 +120,6 @@ def finish(
 
 
 def hardware() -> dict:
-    import torch
 
     info = {
         "platform": platform.platform(),

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
+import torch
+
 from divlab.evaluate.checkpoint import evaluate_checkpoint
 from divlab.experiments import ids
 from divlab.io import read_json, write_json
@@ -121,7 +123,6 @@ def set_threads(threads: int | None) -> None:
         return
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
-    import torch
 
     torch.set_num_threads(threads)
 
@@ -130,7 +131,6 @@ def set_threads(threads: int | None) -> None:
 def torch_threads(threads: int):
     """Use ``threads`` torch threads inside the block, then restore the caller's setting
     (a library call must not leave a test suite or notebook oversubscribed)."""
-    import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 # DiversitySettings fields that change an embedding (distance, bootstrap, batch shape do
 # not: the shape is in the batch's bytes).
@@ -45,7 +46,6 @@ def probe_fingerprint(probe) -> str:
 
 
 def _u8():
-    import torch
 
     return torch.uint8
 

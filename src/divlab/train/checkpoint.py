@@ -16,6 +16,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import torch
+import transformers
+from transformers.utils import logging
+
 import divlab
 from divlab.errors import DataError
 from divlab.io import atomic_directory, write_json
@@ -26,8 +30,6 @@ TRAINER_STATE = "trainer_state.pt"
 
 
 def versions() -> dict:
-    import torch
-    import transformers
 
     return {
         "divlab": divlab.__version__,
@@ -56,8 +58,6 @@ def git_sha() -> str | None:
 def save_checkpoint(
     path: Path, model, tokenizer_dir: Path, sidecar: dict, trainer_state: dict | None = None
 ) -> None:
-    import torch
-    from transformers.utils import logging
 
     logging.disable_progress_bar()  # "Writing model shards" bars at every checkpoint
     with atomic_directory(path, overwrite=True) as tmp:
@@ -71,7 +71,6 @@ def save_checkpoint(
 
 
 def load_trainer_state(path: Path) -> dict:
-    import torch
 
     try:
         return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)

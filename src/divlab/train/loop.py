@@ -25,6 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import load_file
+
 from divlab.data.store import TokenDataset, open_dataset
 from divlab.devices import autocast, resolve_device
 from divlab.errors import ConfigError, DataError
@@ -69,7 +73,6 @@ class Run:
     """One training run: the spec, the model, the data and the state of the loop."""
 
     def __init__(self, spec: TrainSpec, out: str | Path, overwrite: bool = False) -> None:
-        import torch
 
         self.spec, self.out = spec, Path(out)
         self.dataset: TokenDataset = open_dataset(spec.data)
@@ -131,7 +134,6 @@ class Run:
         """Continued pre-training: load a checkpoint's weights into the fresh model (the
         optimizer and schedule start anew; a resumed run overwrites them from its own
         checkpoint afterwards)."""
-        from safetensors.torch import load_file
 
         weights_file = path / "model.safetensors"
         if not weights_file.exists():
@@ -151,8 +153,6 @@ class Run:
         self.model.load_state_dict(weights, strict=False)
 
     def _resume(self) -> None:
-        import torch
-        from safetensors.torch import load_file
 
         checkpoint = self.out / "checkpoint"
         state = load_trainer_state(checkpoint)
@@ -173,7 +173,6 @@ class Run:
             _truncate_jsonl(self.out / name, self.state.step)
 
     def trainer_state(self) -> dict:
-        import torch
 
         state = {
             "optimizer": self.optimizer.state_dict(),
@@ -209,7 +208,6 @@ class Run:
     # ---- the loop ---------------------------------------------------------------
     def train_step(self) -> float:
         """One optimizer step; returns the loss on the batch before the update."""
-        import torch
 
         spec = self.spec
         per_step = spec.sequences_per_step
@@ -330,13 +328,6 @@ class Checkpointing(Callback):
 
 class ProgressBar(Callback):
     def on_start(self, run: Run) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
 
         self.progress = Progress(
             TextColumn("train"),
@@ -389,7 +380,6 @@ def train(
 
 
 def _adamw(model, spec: TrainSpec):
-    import torch
 
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
@@ -407,7 +397,6 @@ def _adamw(model, spec: TrainSpec):
 
 def _scheduler(optimizer, spec: TrainSpec):
     """Linear warmup then cosine/linear decay to ``min_lr_ratio``, or constant."""
-    import torch
 
     total = spec.steps
     warmup = int(spec.schedule.warmup_fraction * total)
@@ -429,7 +418,6 @@ def _scheduler(optimizer, spec: TrainSpec):
 def _mfu(device, parameters: dict, tokens_per_second: float) -> dict:
     if device.type != "cuda":
         return {}
-    import torch
 
     name = torch.cuda.get_device_name(device)
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)

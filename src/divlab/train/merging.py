@@ -12,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -44,7 +45,6 @@ def average_checkpoints(
     positive or not one per checkpoint, and checkpoints of different architectures (their
     configs, tensor names or tensor shapes differ; the first offender is named).
     """
-    import torch
 
     paths = [Path(p) for p in paths]
     if not paths:
@@ -99,7 +99,6 @@ def average_checkpoints(
 
 
 def _scaled(tensor, weight: float):
-    import torch
 
     return weight * tensor.to(torch.float64) if tensor.is_floating_point() else tensor
 

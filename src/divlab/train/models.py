@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
 from divlab.errors import ConfigError
 
@@ -64,7 +66,6 @@ class ModelSpec(BaseModel):
 
 def build_config(spec: ModelSpec, vocab_size: int, context: int, special: dict[str, int | None]):
     """The HF config for ``spec`` with the data's vocabulary and special token ids."""
-    from transformers import GPT2Config, LlamaConfig
 
     hidden, layers, heads, intermediate = spec.sizes()
     ids = {
@@ -106,8 +107,6 @@ def build_config(spec: ModelSpec, vocab_size: int, context: int, special: dict[s
 
 def build_model(config, seed: int):
     """A freshly initialised causal LM; the weights depend on ``seed`` alone."""
-    import torch
-    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     try:

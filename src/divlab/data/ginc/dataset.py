@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator, model_validator
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import divlab
 from divlab.data.ginc.concept_sets import (
@@ -376,14 +377,6 @@ def generate(
     out = Path(out)
     progress = None
     if show_progress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

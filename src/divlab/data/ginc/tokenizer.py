@@ -10,6 +10,9 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
 
@@ -27,8 +30,6 @@ def symbol_names(vocab_size: int) -> list[str]:
 
 def build_tokenizer(vocab_size: int):
     """A ``PreTrainedTokenizerFast`` (word level, whitespace-separated symbols)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {name: i for i, name in enumerate(symbol_names(vocab_size))}
     for j, token in enumerate(SPECIAL_TOKENS):

@@ -10,8 +10,10 @@ shown). Figures: learning curves per ordering, one panel per domain.
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -145,7 +147,6 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
 
 def _table_html(header: list[str], rows: list[list[str]], id_: str) -> str:
     """Like ``page.table``, but the first value cell holds an id'd span (already HTML)."""
-    from html import escape
 
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = ""
@@ -162,8 +163,6 @@ def _finite(value):
 
 
 def _curves_figure(curves: pd.DataFrame, info: dict, folder: Path):
-    import matplotlib
-
     panels = ["all", *info["domains"]]
     with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(3.0 * len(panels), 3.0), layout="constrained")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from divlab.data.store import open_dataset
 from divlab.evaluate.speed import area_under_curve, tokens_to_threshold
@@ -108,7 +109,6 @@ def run(
 ) -> dict:
     """Run (or resume) the curriculum experiment in ``out``: data, one ordered copy per
     arm, every (arm, seed) run, the speed tables and the report."""
-    import pandas as pd
 
     log = logger(log, progress)
     root = claim_folder(out, spec)

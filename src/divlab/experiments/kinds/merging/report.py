@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -201,8 +202,6 @@ def _points_table(points: pd.DataFrame) -> str:
 
 def _scatter_figure(points: pd.DataFrame, result: dict, folder: Path):
     """One panel per predictor: predicted (x) vs mixture-trained (y) perplexity."""
-    import matplotlib
-
     trained = points[points["trained"].astype(bool)]
     eval_sets = sorted(trained["eval_set"].unique(), key=lambda e: (e != "all", e))
     colours = matplotlib.colormaps["tab10"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from divlab.data.store import open_dataset, write_dataset
 from divlab.devices import resolve_device
@@ -25,9 +27,6 @@ from divlab.experiments.runs import RunPayload, run_payload, torch_threads
 from divlab.io import read_json, write_json
 from divlab.train.checkpoint import SIDECAR
 from divlab.train.merging import average_checkpoints
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 # ---- the plan ----------------------------------------------------------------------------
 
@@ -108,7 +107,6 @@ def partition_eval_set(spec, root: Path, index: int, concepts: list[int]) -> Pat
 
 def union_set(root: Path, name: str, parts: list[Path]) -> Path:
     """The union of the partitions' training sets (each the same size: equal shares)."""
-    import pyarrow as pa
 
     path = root / "data" / f"mixture-{name}-{stable_hash([relative(p, root) for p in parts], 8)}"
     if not (path / "summary.json").exists():
@@ -310,7 +308,6 @@ def merge_all(spec: MergingExperimentSpec, root: Path, models: list[dict]) -> in
 def model_table(models: list[dict], scores: dict) -> pd.DataFrame:
     """One row per (model, eval set): seed, role, name, partitions, size, eval set, loss,
     perplexity, oracle gap and the model's folder."""
-    import pandas as pd
 
     rows = [
         {
@@ -333,7 +330,6 @@ def model_table(models: list[dict], scores: dict) -> pd.DataFrame:
 
 def _write_parquet(table: pd.DataFrame, path: Path) -> None:
     """Through a temp file and a rename, like every other result."""
-    import os
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     table.to_parquet(tmp, index=False)
@@ -348,7 +344,6 @@ def mixture_table(models: pd.DataFrame) -> pd.DataFrame:
     """One row per (seed, mixture, eval set) from the models table: the merge's and the
     mixture-trained model's loss and perplexity, the mean over the mixture's partition
     models (``component_mean_*``) and the seed model's."""
-    import pandas as pd
 
     rows = []
     index = models.set_index(["seed", "role", "name", "eval_set"])

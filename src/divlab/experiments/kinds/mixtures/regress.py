@@ -4,7 +4,12 @@ boosted-tree regressors, the data-mixing law, cross-validation and the best pred
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import least_squares
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import KFold, LeaveOneOut, cross_val_predict
 
 from divlab.errors import ConfigError, DataError
 from divlab.experiments.kinds.mixtures.spec import (
@@ -62,7 +67,6 @@ class MixingLaw(BaseEstimator, RegressorMixin):
         return c + k * np.exp(np.asarray(X, float) @ np.asarray(t, float))
 
     def fit(self, X, y):
-        from scipy.optimize import least_squares
 
         X, y = np.asarray(X, float), np.asarray(y, float)
         n_domains = X.shape[1]
@@ -106,17 +110,11 @@ def make_regressor(name: str, seed: int = 0):
     """A fresh, unfitted regressor: ``linear``, ``trees`` or ``law`` (or ``mean``, the
     constant baseline a useful regression must beat out of fold)."""
     if name == "mean":
-        from sklearn.dummy import DummyRegressor
-
         return DummyRegressor(strategy="mean")
     if name == "linear":
-        from sklearn.linear_model import LinearRegression
-
         # The weights sum to 1, so an intercept would be collinear with them.
         return LinearRegression(fit_intercept=False)
     if name == "trees":
-        from sklearn.ensemble import GradientBoostingRegressor
-
         # Small data: shallow trees, many small steps, every point usable in a leaf.
         return GradientBoostingRegressor(
             n_estimators=200, max_depth=2, learning_rate=0.05, min_samples_leaf=1, random_state=seed
@@ -129,7 +127,6 @@ def make_regressor(name: str, seed: int = 0):
 def cross_validate(name: str, X, y, folds: int | None = None, seed: int = 0) -> dict:
     """Out-of-fold predictions of ``name`` (leave-one-out, or ``folds``-fold shuffled by
     ``seed``), their RMSE and MAE, and the in-sample R^2 of a fit on every point."""
-    from sklearn.model_selection import KFold, LeaveOneOut, cross_val_predict
 
     X, y = np.asarray(X, float), np.asarray(y, float)
     splitter = LeaveOneOut() if folds is None else KFold(folds, shuffle=True, random_state=seed)

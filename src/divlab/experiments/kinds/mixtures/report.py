@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -238,6 +239,4 @@ def _weights_figure(table: pd.DataFrame, names: list[str], fits: dict, folder: P
 
 
 def _style():
-    import matplotlib
-
     return matplotlib.rc_context(STYLE)

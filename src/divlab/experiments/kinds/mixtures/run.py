@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from divlab.errors import ConfigError
 from divlab.experiments import domains as dom
@@ -56,7 +57,6 @@ def run(
 ) -> dict:
     """Run (or resume) the sweep in ``out``: data, proxies, regressions, validation runs,
     tables and report. Finished runs and data sets are reused."""
-    import pandas as pd
 
     log = logger(log, progress)
     root = claim_folder(out, spec)
