@@ -73,7 +73,7 @@ def write_spec(path, spec: dict):
 class InProcess(Executor):
     """Runs the payloads one after another in this process, on the caller's threads, and
     records which ran: tiny runs cost less than a spawned worker's imports (the local and
-    Ray executors have their own tests in test_runner.py)."""
+    Ray executors have their own tests in kinds/test_diversity.py)."""
 
     name = "in-process"
     workers = 1

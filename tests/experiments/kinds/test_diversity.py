@@ -18,7 +18,7 @@ import pytest
 from divlab.experiments.kinds.diversity.run import run_experiment
 from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 
-from .tiny import tiny_spec, write_spec
+from ..tiny import tiny_spec, write_spec
 
 # What a run computes; wall-clock columns and paths differ between two executions.
 VALUES = [

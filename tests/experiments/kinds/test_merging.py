@@ -28,7 +28,7 @@ from divlab.experiments.kinds.merging.spec import (
 )
 from divlab.train.merging import average_checkpoints
 
-from .tiny import InProcess, tiny_spec
+from ..tiny import InProcess, tiny_spec
 
 VOCAB = 20
 
