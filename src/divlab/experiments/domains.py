@@ -285,3 +285,13 @@ def domain_losses(per_concept: dict[str, float], weights: dict[str, dict[str, in
             sum(per_concept[c] * n for c, n in counts.items()) / total if total else float("nan")
         )
     return out
+
+
+def domain_data(spec, root: Path, domains: list[DomainSpec], log) -> tuple[Path, int, dict]:
+    """What a kind over domains starts from: the eval set of the domains, the number of
+    documents of one pass over the trained tokens, and each domain's pool (opened)."""
+    eval_data = domain_eval_set(spec, root, domains)
+    n_docs = n_documents(spec)
+    log(f"data: {len(domains)} domain pools of {n_docs} documents, eval set {eval_data.name}")
+    pools = {k: open_dataset(p) for k, p in domain_pools(spec, root, domains, n_docs).items()}
+    return eval_data, n_docs, pools

@@ -115,12 +115,8 @@ def run(
     executor = executor or executor_for(spec)
     started = now()
     c = spec.curriculum
-    names = [d.name for d in c.domains]
 
-    eval_data = dom.domain_eval_set(spec, root, c.domains)
-    n_docs = dom.n_documents(spec)
-    log(f"data: {len(names)} domain pools; {n_docs} documents in one pass")
-    pools = {k: open_dataset(p) for k, p in dom.domain_pools(spec, root, c.domains, n_docs).items()}
+    eval_data, n_docs, pools = dom.domain_data(spec, root, c.domains, log)
     like = next(iter(pools.values()))
     rng = ids.rng(c.seed, "documents")
     documents = dom.mixture_documents(pools, c.share_vector(), n_docs, rng)

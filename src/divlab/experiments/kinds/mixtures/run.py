@@ -65,12 +65,7 @@ def run(
     m = spec.mixtures
     names = [d.name for d in m.domains]
 
-    eval_data = dom.domain_eval_set(spec, root, m.domains)
-    n_docs = dom.n_documents(spec)
-    log(f"data: {len(names)} domain pools of {n_docs} documents, eval set {eval_data.name}")
-    pools = {
-        k: dom.open_dataset(p) for k, p in dom.domain_pools(spec, root, m.domains, n_docs).items()
-    }
+    eval_data, n_docs, pools = dom.domain_data(spec, root, m.domains, log)
     weights_of = dom.domain_weights(
         m.domains, dom.scored_concepts(eval_data, spec.evaluation.limit)
     )
