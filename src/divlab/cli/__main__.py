@@ -1,0 +1,5 @@
+"""``python -m divlab.cli``: the same as the ``divlab`` command."""
+
+from divlab.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""What the command modules share: the consoles, and flags that map to spec fields.
+
+A flag that overrides a spec field says which one on its own declaration, with a
+:class:`SpecField` next to its ``typer.Option`` in ``Annotated``::
+
+    vocab_size: Annotated[int | None, SpecField("family.vocab_size"), typer.Option(...)] = None
+
+Typer keeps only the ``typer.Option`` of an ``Annotated`` parameter and ignores other
+metadata (checked with typer 0.29), so the marker changes nothing on the command line;
+:func:`spec_overrides` reads it back with ``typing.get_type_hints(include_extras=True)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from divlab.errors import ConfigError
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+class SpecField:
+    """Marks a command's parameter as the override of the spec field at a dotted path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"SpecField({self.path!r})"
+
+
+def spec_fields(command: Callable[..., Any]) -> dict[str, str]:
+    """{parameter name: dotted spec path} of the parameters marked with a SpecField."""
+    fields = {}
+    for name, hint in typing.get_type_hints(command, include_extras=True).items():
+        marks = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, SpecField)]
+        if len(marks) > 1:
+            raise TypeError(f"{command.__name__}({name}): more than one SpecField")
+        if marks:
+            fields[name] = marks[0].path
+    return fields
+
+
+def spec_overrides(command: Callable[..., Any], values: dict[str, Any]) -> dict[str, Any]:
+    """{dotted spec path: value} of the flags of ``command`` that were given, from its
+    parameters' ``values`` (e.g. ``locals()`` at the top of the command).
+
+    A flag counts as given when its value is neither None nor its default (so a plain
+    ``--compile`` flag, default False, overrides only when set). Paths become strings,
+    as a YAML config writes them."""
+    defaults = inspect.signature(command).parameters
+    overrides = {}
+    for name, path in spec_fields(command).items():
+        value = values[name]
+        if value is None or value == defaults[name].default:
+            continue
+        overrides[path] = str(value) if isinstance(value, Path) else value
+    return overrides
+
+
+def set_field(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``tree[a][b][c] = value`` for ``dotted = "a.b.c"``, making the mappings on the way."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"config field {'.'.join(parents)} must be a mapping")
+        node = child
+    node[leaf] = value

@@ -1,0 +1,63 @@
+"""``divlab data prepare``: real-text corpora as divlab data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from divlab.cli.common import console
+from divlab.data.store import open_dataset
+from divlab.data.text import prepare_text
+from divlab.errors import ConfigError
+
+app = typer.Typer(help="Real-text corpora as divlab data sets.", no_args_is_help=True)
+
+
+@app.command("prepare")
+def data_prepare(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="JSONL, Parquet, .txt, fortune files or HF dataset dirs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="Tokenizer folder, tokenizer.json or GPT-2 BPE files (folder)."),
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option(help="Train a byte-level BPE of this size instead.")
+    ] = None,
+    field: Annotated[str, typer.Option(help="Text field of JSONL/Parquet/HF inputs.")] = "text",
+    by: Annotated[
+        str | None, typer.Option(help="Split .txt files by line, paragraph or fortune.")
+    ] = None,
+    eval_fraction: Annotated[float | None, typer.Option(help="Share of docs for eval.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the train/eval split.")] = 0,
+    max_doc_tokens: Annotated[int | None, typer.Option(help="Truncate longer docs.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Read at most this many docs.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Tokenize a text corpus into a data set that `divlab train` and the measures read."""
+
+    if (tokenizer is None) == (vocab_size is None):
+        raise ConfigError("give exactly one of --tokenizer and --vocab-size")
+    path = prepare_text(
+        inputs,
+        out,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        field=field,
+        by=by,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        max_doc_tokens=max_doc_tokens,
+        limit=limit,
+        overwrite=overwrite,
+    )
+    info = open_dataset(path).info()
+    splits = ", ".join(
+        f"{name}: {s['n_docs']:,} docs, {s['n_tokens']:,} tokens"
+        for name, s in info["splits"].items()
+    )
+    console.print(f"[green]wrote[/] {path} (vocab {info['tokenizer']['vocab_size']:,}; {splits})")

@@ -1,0 +1,188 @@
+"""``divlab measure diversity|alignment`` (also ``divlab diversity`` and ``divlab
+alignment``, the spellings of the Task2Vec issue and the papers, registered in
+:mod:`divlab.cli`): Task2Vec coefficients of data sets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from divlab.cli.common import console
+from divlab.data.store import open_dataset
+from divlab.errors import ConfigError
+from divlab.io import write_json
+from divlab.measure import (
+    DiversitySettings,
+    alignment,
+    bounds,
+    diversity_coefficient,
+    load_probe,
+    normalized_diversity,
+    probe_documents,
+)
+from divlab.measure.cache import EmbeddingCache
+
+app = typer.Typer(
+    help="Task2Vec diversity and alignment coefficients of data sets.", no_args_is_help=True
+)
+
+
+def _probe_for(data: Path, probe: str, device: str):
+    """A probe, with a random-init probe sized to the data's vocabulary."""
+
+    vocab_size, special = None, None
+    if probe.startswith("random:"):
+        dataset = open_dataset(data)
+        vocab_size, special = dataset.vocab_size, dataset.summary["tokenizer"]
+    return load_probe(probe, vocab_size=vocab_size, special=special, device=device)
+
+
+def _measure_settings(**fields) -> DiversitySettings:
+    if fields["estimator"] not in ("closed-form", "montecarlo"):
+        raise ConfigError("--estimator must be closed-form or montecarlo")
+    if fields["construction"] not in ("blocks", "documents"):
+        raise ConfigError("--construction must be blocks or documents")
+    return DiversitySettings(**fields)
+
+
+ProbeOption = Annotated[
+    str,
+    typer.Option(help="Model folder / divlab checkpoint, .gguf file, 'smollm2', or random:PRESET."),
+]
+EstimatorOption = Annotated[str, typer.Option(help="closed-form or montecarlo.")]
+BatchesOption = Annotated[int, typer.Option("--batches", help="Number of batches.")]
+BatchSizeOption = Annotated[int, typer.Option(help="Sequences per batch.")]
+SeqLenOption = Annotated[int, typer.Option(help="Tokens per sequence.")]
+ConstructionOption = Annotated[
+    str, typer.Option(help="blocks (consecutive) or documents (one doc per sequence).")
+]
+FinetuneOption = Annotated[int, typer.Option(help="Head fine-tune epochs (0: none).")]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(help="Embedding cache folder: batches already embedded are not recomputed."),
+]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on stderr (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def _cache(folder: Path | None) -> EmbeddingCache | None:
+    return EmbeddingCache(folder) if folder else None
+
+
+@app.command("diversity")
+def measure_diversity(
+    data: Annotated[Path, typer.Argument(help="Data set folder or corpus file.")],
+    probe: ProbeOption,
+    estimator: EstimatorOption = "closed-form",
+    n_batches: BatchesOption = 20,
+    batch_size: BatchSizeOption = 64,
+    seq_len: SeqLenOption = 128,
+    construction: ConstructionOption = "blocks",
+    finetune_epochs: FinetuneOption = 0,
+    with_bounds: Annotated[
+        bool, typer.Option("--bounds", help="Also the lower/upper bounds and normalised value.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the batch draw.")] = 0,
+    cache: CacheOption = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    progress: ProgressOption = None,
+) -> None:
+    """The Task2Vec diversity coefficient: mean distance between batches of the data."""
+
+    settings = _measure_settings(
+        estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
+        construction=construction, finetune_epochs=finetune_epochs, seed=seed,
+    )  # fmt: skip
+    the_probe = _probe_for(data, probe, device)
+    prepared = probe_documents(data, the_probe)
+    show = _show_progress(progress)
+    result = diversity_coefficient(prepared, the_probe, settings, _cache(cache), show)
+    if with_bounds:  # bounds over the symbols the data actually uses
+        symbols = np.unique(np.concatenate(prepared.documents))
+        result["bounds"] = bounds(the_probe, symbols, settings, show)
+        result["normalized"] = normalized_diversity(
+            result["diversity"], result["bounds"]["lower"], result["bounds"]["upper"]
+        )
+    if out:
+        write_json(out, result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    b = result["batches"]
+    low, high = result["ci95"]
+    console.print(
+        f"diversity {result['diversity']:.4f} (bootstrap 95% CI [{low:.4f}, {high:.4f}]; "
+        f"paper-style +-{result['paper_ci95']:.4f}) of {result['data']}"
+    )
+    console.print(
+        f"probe {result['probe']}, {settings.estimator}, {b['n_batches']} batches of "
+        f"{b['batch_size']} x {b['seq_len']} ({b['construction']}: {b['tokens_per_batch']:,.0f} "
+        f"tokens, {b['documents_per_batch']:.1f} documents per batch)"
+    )
+    if with_bounds:
+        console.print(
+            f"bounds: lower {result['bounds']['lower']:.4f}, upper "
+            f"{result['bounds']['upper']:.4f}; normalised diversity {result['normalized']:.4f}"
+        )
+
+
+@app.command("alignment")
+def measure_alignment(
+    data_a: Annotated[Path, typer.Argument(help="First data set folder or corpus.")],
+    data_b: Annotated[Path, typer.Argument(help="Second data set folder or corpus.")],
+    probe: ProbeOption,
+    estimator: EstimatorOption = "closed-form",
+    n_batches: BatchesOption = 20,
+    batch_size: BatchSizeOption = 64,
+    seq_len: SeqLenOption = 128,
+    construction: ConstructionOption = "blocks",
+    finetune_epochs: FinetuneOption = 0,
+    align2_repeats: Annotated[
+        int, typer.Option(help="Large-batch pairs for align2 (> 1 gives its 95% CI).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the batch draws.")] = 0,
+    cache: CacheOption = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    progress: ProgressOption = None,
+) -> None:
+    """The Task2Vec alignment coefficient of two data sets (align1 and align2)."""
+
+    settings = _measure_settings(
+        estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
+        construction=construction, finetune_epochs=finetune_epochs, seed=seed,
+        align2_repeats=align2_repeats,
+    )  # fmt: skip
+    the_probe = _probe_for(data_a, probe, device)
+    result = alignment(data_a, data_b, the_probe, settings, _cache(cache), _show_progress(progress))
+    if out:
+        write_json(out, result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    low, high = result["align1_ci95"]
+    align2 = f"{result['align2']:.4f}"
+    if result["align2_ci95"]:
+        align2 += " (95% CI [{:.4f}, {:.4f}])".format(*result["align2_ci95"])
+    console.print(
+        f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 {align2}; "
+        f"probe {result['probe']}, {settings.estimator}"
+    )
