@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from divlab.io import atomic_file
 
 # DiversitySettings fields that change an embedding (distance, bootstrap, batch shape do
 # not: the shape is in the batch's bytes).
@@ -78,9 +79,5 @@ class EmbeddingCache:
         return np.load(path, allow_pickle=False)
 
     def put(self, key: str, embedding: np.ndarray) -> None:
-        folder = self.root / key[:2]
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".npy")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(self.root / key[:2] / f"{key}.npy") as tmp, open(tmp, "wb") as f:
             np.save(f, np.asarray(embedding), allow_pickle=False)
-        os.replace(tmp, folder / f"{key}.npy")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from divlab.experiments.kinds.collapse.spec import (
     window,
 )
 from divlab.experiments.runs import run_payload
-from divlab.io import read_json, write_json
+from divlab.io import read_json, write_json, write_table
 from divlab.measure import diversity_coefficient, load_probe
 
 GENERATE_BATCH = 128  # documents per generate() call
@@ -112,7 +110,7 @@ def analytic_tables(spec: CollapseExperimentSpec, root: Path) -> dict[str, str]:
             frame = chains.gaussian_chain(
                 g.sizes, None, g.chains, g.mu, g.sigma, g.estimator, g.seed
             )
-            write_parquet(frame, path)
+            write_table(frame, path)
         tables["gaussian"] = str(path)
     if d is not None:
         path, absorption = root / TABLES["discrete"], root / TABLES["absorption"]
@@ -121,25 +119,12 @@ def analytic_tables(spec: CollapseExperimentSpec, root: Path) -> dict[str, str]:
             frame = chains.discrete_chain(
                 d.sizes, None, d.chains, probabilities, None, d.tail_quantile, d.seed
             )
-            write_parquet(frame, path)
+            write_table(frame, path)
         if not absorption.exists():
             frame = chains.discrete_absorption(d.sizes, None, d.chains, probabilities, None, d.seed)
-            write_parquet(frame, absorption)
+            write_table(frame, absorption)
         tables["discrete"], tables["absorption"] = str(path), str(absorption)
     return tables
-
-
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """``frame`` to ``path`` through a temp file and a rename (never half written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---- the language-model recursion -------------------------------------------------------
@@ -194,7 +179,7 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
             corpora[(fraction, seed)] = path
             measures[path] = context.measure(path.name, path)
     table = root / TABLES["lm"]
-    write_parquet(pd.DataFrame(rows), table)
+    write_table(pd.DataFrame(rows), table)
     return table
 
 

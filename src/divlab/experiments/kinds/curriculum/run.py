@@ -21,7 +21,7 @@ from divlab.experiments.kinds.curriculum.spec import (
     OrderingSpec,
 )
 from divlab.experiments.runs import run_payload
-from divlab.io import write_json
+from divlab.io import write_json, write_table
 from divlab.train.loop import load_curve
 
 # ---- orders and speed --------------------------------------------------------------------
@@ -150,8 +150,8 @@ def run(
                 base | {"tokens": t, "level": level, "series": str(name), "loss": v}
                 for t, v in zip(tokens, losses, strict=True)
             ]
-    pd.DataFrame(speed).to_parquet(root / "curriculum.parquet", index=False)
-    pd.DataFrame(curves).to_parquet(root / "curriculum_curves.parquet", index=False)
+    write_table(pd.DataFrame(speed), root / "curriculum.parquet")
+    write_table(pd.DataFrame(curves), root / "curriculum_curves.parquet")
     write_json(
         root / "curriculum.json",
         {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from divlab.experiments.kinds.merging.spec import (
     trained_mixtures,
 )
 from divlab.experiments.runs import RunPayload, run_payload, torch_threads
-from divlab.io import read_json, write_json
+from divlab.io import read_json, write_json, write_table
 from divlab.train.checkpoint import SIDECAR
 from divlab.train.merging import average_checkpoints
 
@@ -191,8 +190,8 @@ def run(
 
     models_table = model_table(models, scores)
     tables = {"merging": root / "merging.parquet", "models": root / "merging_models.parquet"}
-    _write_parquet(mixture_table(models_table), tables["merging"])
-    _write_parquet(models_table, tables["models"])
+    write_table(mixture_table(models_table), tables["merging"])
+    write_table(models_table, tables["models"])
     result = {
         "runs": len(payloads),
         "ran_now": ran_now,
@@ -326,14 +325,6 @@ def model_table(models: list[dict], scores: dict) -> pd.DataFrame:
         for eval_set, values in scores[m["key"]].items()
     ]
     return pd.DataFrame(rows)
-
-
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
-    """Through a temp file and a rename, like every other result."""
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _float(value) -> float:

@@ -27,7 +27,7 @@ from divlab.experiments.kinds.mixtures.spec import (
     MixturesSection,
 )
 from divlab.experiments.runs import RunPayload, RunRecord, run_payload
-from divlab.io import read_json, write_json
+from divlab.io import read_json, write_json, write_table
 
 # ---- the experiment ----------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ def run(
     trained += trained_now
 
     table = pd.concat([proxies, pd.DataFrame(validation_rows)], ignore_index=True)
-    table.to_parquet(root / "mixtures.parquet", index=False)
+    write_table(table, root / "mixtures.parquet")
     write_json(
         root / "mixtures.json",
         {**fits, "domains": {d.name: d.concepts for d in m.domains}, "target": m.target},

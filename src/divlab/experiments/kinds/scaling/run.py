@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -18,6 +16,7 @@ from divlab.experiments.kinds.scaling.spec import (
     ScalingSection,
 )
 from divlab.experiments.runs import run_payload
+from divlab.io import write_table
 
 
 def describe(spec: ScalingExperimentSpec) -> list[str]:
@@ -81,7 +80,7 @@ def run(
     runs = runs_table(records, configs, spec.scaling.holdout)
     fits, holdout = fit_tables(runs, spec.scaling)
     for name, table in zip(TABLES, (runs, fits, holdout), strict=True):
-        _write_parquet(table, root / name)
+        write_table(table, root / name)
     result = {"runs": len(payloads), **{t: str(root / t) for t in TABLES}}
     return finish(root, spec, result, report, started, executor, runs={"planned": len(payloads)})
 
@@ -168,9 +167,3 @@ def _parameter_rows(form, model, fitted_on, fit, boot) -> list[dict]:
         }
         for name in laws.PARAMETERS[form]
     ]
-
-
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
