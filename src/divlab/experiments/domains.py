@@ -34,9 +34,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
+from divlab import seeds
 from divlab.data.store import TokenDataset, open_dataset, write_dataset
 from divlab.errors import ConfigError, DataError
-from divlab.experiments import ids
 from divlab.experiments.data import ginc_eval_set, ginc_training_set
 from divlab.experiments.ids import relative, stable_hash
 from divlab.specs import Spec
@@ -115,7 +115,7 @@ def domain_pools(spec, root: Path, domains: list[DomainSpec], n_docs: int) -> di
 def _own_seed(seed: int, domain: DomainSpec) -> int:
     """Each domain's documents from their own random stream (domains of equally many
     concepts would otherwise draw correlated documents)."""
-    return int(ids.rng(seed, "domain", domain.name).integers(2**31))
+    return int(seeds.rng(seed, "domain", domain.name).integers(2**31))
 
 
 def domain_eval_set(spec, root: Path, domains: list[DomainSpec]) -> Path:

@@ -1,4 +1,4 @@
-"""Everything an experiment derives by hashing: ids of data sets and runs, and seeds.
+"""Ids of an experiment's data sets and runs, derived by hashing (seeds: ``divlab.seeds``).
 
 One mechanism each, used by every kind:
 
@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from pathlib import Path
-
-import numpy as np
 
 
 def stable_hash(obj, length: int = 12) -> str:
@@ -39,19 +36,3 @@ def relative(path: str | Path, root: str | Path) -> str:
 def run_id(name: str, seed: int, *defining) -> str:
     """The id of a run of ``name`` with ``seed``; ``defining`` is what else defines it."""
     return f"{name}-s{seed}-" + stable_hash(list(defining))
-
-
-def seed_sequence(seed: int, *key: int | str) -> np.random.SeedSequence:
-    """The seed sequence of ``(seed, key...)``: ints enter as they are, strings as CRC-32."""
-    words = [k if isinstance(k, int) else zlib.crc32(str(k).encode()) for k in key]
-    return np.random.SeedSequence([seed, *words])
-
-
-def rng(seed: int, *key: int | str) -> np.random.Generator:
-    """A random generator of its own for ``key``, derived from the spec's ``seed``."""
-    return np.random.default_rng(seed_sequence(seed, *key))
-
-
-def derive_seed(seed: int, *key: int | str) -> int:
-    """An integer seed of its own for ``key`` (for a data set or model that takes one)."""
-    return int(seed_sequence(seed, *key).generate_state(1)[0])

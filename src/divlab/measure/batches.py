@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from divlab import seeds
 from divlab.errors import ConfigError, DataError
 
 Construction = Literal["blocks", "documents"]
@@ -70,7 +71,7 @@ def make_batches(
     documents = [np.asarray(d, dtype=np.int64) for d in documents if len(d) > 0]
     if not documents:
         raise DataError("the data set has no (non-empty) documents")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA7C]))
+    rng = seeds.rng(seed, 0xBA7C)
     if construction == "blocks":
         return _blocks(documents, n_batches, batch_size, seq_len, separator, rng)
     if construction == "documents":
@@ -135,7 +136,7 @@ def random_token_batches(
     (the paper's construction) make every batch the same distribution: under the exact
     closed-form estimator their coefficient is near zero, not an upper bound (the paper's
     0.40 comes largely from Monte Carlo noise)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x0FF]))
+    rng = seeds.rng(seed, 0x0FF)
     vocab = np.asarray(vocab)
     if not disjoint:
         ids = rng.choice(vocab, size=(n_batches, batch_size, seq_len))

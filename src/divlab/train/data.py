@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from divlab import seeds
 from divlab.data.store import TokenDataset
 from divlab.errors import ConfigError
 
@@ -46,7 +47,7 @@ class PackedSequences:
         if not self.shuffle:
             return np.arange(len(self))
         if epoch not in self._orders:
-            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xDA7A, epoch]))
+            rng = seeds.rng(self.seed, 0xDA7A, epoch)
             self._orders = {epoch: rng.permutation(len(self))}  # keep one epoch in memory
         return self._orders[epoch]
 

@@ -10,8 +10,7 @@ range, ``OOD_OFFSET + j``, that no plan ever trains on.
 
 from __future__ import annotations
 
-import numpy as np
-
+from divlab import seeds
 from divlab.errors import ConfigError
 
 OOD_OFFSET = 1 << 40
@@ -39,7 +38,7 @@ def nested_concepts(n_eval: int, k: int, order_seed: int = 0) -> list[int]:
             f"k={k} must be between 1 and the eval set's size n_eval={n_eval}; "
             "to train on concepts outside the eval set use plan 'added'"
         )
-    order = np.random.default_rng(np.random.SeedSequence([order_seed, 7])).permutation(n_eval)
+    order = seeds.rng(order_seed, 7).permutation(n_eval)
     return [eval_set[i] for i in order[:k]]
 
 

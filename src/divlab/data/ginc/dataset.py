@@ -36,6 +36,7 @@ from pydantic import Field, field_validator, model_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import divlab
+from divlab import seeds
 from divlab.data.ginc.concept_sets import (
     added_concepts,
     eval_concepts,
@@ -196,7 +197,7 @@ class GincSpec(Spec):
 def _stream(seed: int, split: str, chunk: int) -> list[np.random.Generator]:
     """Independent generators for (assignment, sampling, noise, duplicates) of a chunk."""
     key = zlib.crc32(split.encode())
-    children = np.random.SeedSequence([seed, key, chunk]).spawn(4)
+    children = seeds.seed_sequence(seed, key, chunk).spawn(4)
     return [np.random.default_rng(child) for child in children]
 
 
@@ -347,9 +348,7 @@ def _generate_prompts(
             for length in spec.example_lengths:
                 if n * (length + 1) + length - 1 > spec.max_tokens:
                     continue
-                rng = np.random.default_rng(
-                    np.random.SeedSequence([seed, 1 << 20, kind_index, n, length])
-                )
+                rng = seeds.rng(seed, 1 << 20, kind_index, n, length)
                 cell = make_prompts(family, ids, spec.n_prompts, n, length, rng, pattern)
                 tokens = cell.pop("tokens")
                 columns = {

@@ -29,6 +29,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from divlab import seeds
 from divlab.errors import ConfigError, format_validation_error
 
 DELIMITER = 0  # symbol id of "/"; GINC symbol ids equal tokenizer ids (specials come after)
@@ -125,7 +126,7 @@ class ConceptFamily:
     @cached_property
     def _shared(self) -> tuple[np.ndarray, np.ndarray]:
         s = self.spec
-        rng = np.random.default_rng(np.random.SeedSequence([s.seed, _FAMILY_STREAM]))
+        rng = seeds.rng(s.seed, _FAMILY_STREAM)
         emissions = rng.integers(1, s.vocab_size, size=(s.n_values, s.n_slots), dtype=np.int64)
         emissions[:, 0] = DELIMITER
         mixture = permutation_mixture(s.n_values, s.transition_temp, rng)
@@ -152,7 +153,7 @@ class ConceptFamily:
         if index < 0:
             raise ConfigError(f"concept index must be >= 0, got {index}")
         s = self.spec
-        rng = np.random.default_rng(np.random.SeedSequence([s.seed, _CONCEPT_STREAM, index]))
+        rng = seeds.rng(s.seed, _CONCEPT_STREAM, index)
         slots = permutation_mixture(s.n_slots, s.transition_temp, rng)
         start = _softmax((rng.random(self.n_states) - 0.5) / s.start_temp)
         return Concept(index=index, slot_transitions=slots, start=start)

@@ -51,8 +51,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from divlab import seeds
 from divlab.errors import ConfigError
-from divlab.experiments import ids
 
 Z95 = 1.959963984540054  # the normal 97.5 % quantile
 CHUNK_DRAWS = 1 << 22  # samples drawn at once: bounds memory whatever chains x M is
@@ -183,7 +183,7 @@ def gaussian_chain(
     _check_gaussian(sizes, sigma, estimator)
     if chains < 2:
         raise ConfigError(f"chains must be >= 2 (a standard error), got {chains}")
-    rng = ids.rng(seed, 0x6A55)
+    rng = seeds.rng(seed, 0x6A55)
     means, stds = np.full(chains, float(mu)), np.full(chains, float(sigma))
     rows = [_gaussian_row(0, means, stds, mu, sigma)]
     for n, size in enumerate(sizes, start=1):
@@ -238,7 +238,7 @@ def _discrete_paths(p0: np.ndarray, sizes: np.ndarray, chains: int, seed: int):
     """Yield ``(n, p_n)`` with ``p_n`` of shape (chains, K), from ``n = 0``."""
     if chains < 2:
         raise ConfigError(f"chains must be >= 2 (a standard error), got {chains}")
-    rng = ids.rng(seed, 0xD15C)
+    rng = seeds.rng(seed, 0xD15C)
     p = np.broadcast_to(p0, (chains, len(p0))).copy()
     yield 0, p
     for n, size in enumerate(sizes, start=1):

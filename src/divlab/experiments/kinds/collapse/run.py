@@ -10,11 +10,11 @@ import pyarrow as pa
 import torch
 from transformers import GenerationConfig
 
+from divlab import seeds
 from divlab.data.ginc.oracle import forward
 from divlab.data.store import open_dataset, token_lists, write_dataset
 from divlab.devices import resolve_device
 from divlab.evaluate.model import load_model
-from divlab.experiments import ids
 from divlab.experiments.data import ginc_eval_set, ginc_training_set
 from divlab.experiments.executors import executor_for, run_all
 from divlab.experiments.folder import claim_folder, finish, logger, now
@@ -218,7 +218,7 @@ class _Context:
             return path
         n_docs = len(self.real_tokens)
         n_real = round(fraction * n_docs)
-        rng = ids.rng(seed, generation, 0xC011)
+        rng = seeds.rng(seed, generation, 0xC011)
         order = rng.permutation(n_docs)  # shared by the arms of a seed
         kept = np.sort(order[:n_real])
         prompts = self.real_tokens[order[n_real:], : self.lm.prompt_tokens]  # docs not kept
@@ -234,7 +234,7 @@ class _Context:
             pad=self.real.summary["tokenizer"].get("pad_token_id"),
             symbols=self.symbols,
             vocab_size=self.real.vocab_size,
-            seed=ids.derive_seed(seed, generation, 0x5A3),
+            seed=seeds.derive_seed(seed, generation, 0x5A3),
             device=self.spec.device,
         )
         tokens = np.concatenate([generated, self.real_tokens[kept]])

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from divlab import seeds
 from divlab.data.store import open_dataset
 from divlab.evaluate.speed import area_under_curve, tokens_to_threshold
 from divlab.experiments import domains as dom
-from divlab.experiments import ids
 from divlab.experiments.domains import domain_losses, n_documents
 from divlab.experiments.executors import executor_for, run_all, unfinished
 from divlab.experiments.folder import claim_folder, finish, logger, now
@@ -31,7 +31,7 @@ def ordering(arm: OrderingSpec, domain_of: np.ndarray, section: CurriculumSectio
     """The document order of ``arm`` over documents whose domains are ``domain_of``."""
 
     names = [d.name for d in section.domains]
-    rng = ids.rng(section.seed, "order", arm.name)
+    rng = seeds.rng(section.seed, "order", arm.name)
     if arm.kind == "shuffle":
         return dom.shuffled_order(len(domain_of), rng)
     if arm.kind == "staged":
@@ -118,7 +118,7 @@ def run(
 
     eval_data, n_docs, pools = dom.domain_data(spec, root, c.domains, log)
     like = next(iter(pools.values()))
-    rng = ids.rng(c.seed, "documents")
+    rng = seeds.rng(c.seed, "documents")
     documents = dom.mixture_documents(pools, c.share_vector(), n_docs, rng)
     domain_of = documents.column("domain").to_numpy(zero_copy_only=False)
     key = [

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from divlab import seeds
 from divlab.curate.dedup import dedup_dataset
 from divlab.curate.minhash import settings_for
 from divlab.curate.perplexity import perplexity_filter
@@ -199,7 +200,9 @@ class Experiment:
             ginc = GincSpec(
                 family=spec.family,
                 concepts=ConceptSetSpec(plan="eval", n_eval=spec.eval.n_concepts),
-                seed=ids.derive_seed(spec.training_data.seed, "probe"),  # no condition's documents
+                seed=seeds.derive_seed(
+                    spec.training_data.seed, "probe"
+                ),  # no condition's documents
                 splits={
                     "train": SplitSpec(
                         n_tokens=probe.token_budget,

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from divlab import seeds
 from divlab.data.store import open_dataset, write_dataset
 from divlab.devices import resolve_device
 from divlab.evaluate.loss import EvalSet
 from divlab.evaluate.model import HFLanguageModel, load_model
-from divlab.experiments import ids
 from divlab.experiments.data import ginc_eval_set, ginc_training_set
 from divlab.experiments.executors import available_cores, executor_for, run_all, unfinished
 from divlab.experiments.folder import claim_folder, finish, logger, now
@@ -99,7 +99,7 @@ def partition_eval_set(spec, root: Path, index: int, concepts: list[int]) -> Pat
         spec,
         root,
         concepts,
-        ids.derive_seed(spec.eval.seed, index + 1),
+        seeds.derive_seed(spec.eval.seed, index + 1),
         f"eval-{partition_name(index)}",
     )
 
@@ -221,12 +221,14 @@ def prepare_data(spec: MergingExperimentSpec, root: Path) -> tuple[dict, dict]:
     for i, group in enumerate(groups):
         eval_sets[partition_name(i)] = partition_eval_set(spec, root, i, group)
     parts = [
-        ginc_training_set(spec, root, partition_name(i), group, ids.derive_seed(train_seed, i + 1))
+        ginc_training_set(
+            spec, root, partition_name(i), group, seeds.derive_seed(train_seed, i + 1)
+        )
         for i, group in enumerate(groups)
     ]
     data = {
         "seed": ginc_training_set(
-            spec, root, "seed", seed_concepts(spec), ids.derive_seed(train_seed, 0)
+            spec, root, "seed", seed_concepts(spec), seeds.derive_seed(train_seed, 0)
         ),
         "partitions": parts,
         "mixtures": {

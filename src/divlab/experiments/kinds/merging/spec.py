@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from divlab.experiments import ids
+from divlab import seeds
 from divlab.experiments.spec import CommonSpec
 from divlab.specs import Spec
 
@@ -145,7 +145,7 @@ def candidate_mixtures(section: MergingSection) -> list[tuple[int, ...]]:
     ]
     if len(every) <= section.max_mixtures:
         return every
-    chosen = ids.rng(section.selection_seed, 0).choice(
+    chosen = seeds.rng(section.selection_seed, 0).choice(
         len(every), size=section.max_mixtures, replace=False
     )
     return [every[i] for i in sorted(chosen)]
@@ -159,7 +159,7 @@ def trained_mixtures(section: MergingSection) -> list[tuple[int, ...]]:
     if isinstance(section.train_mixtures, list):
         wanted = {tuple(sorted(m)) for m in section.train_mixtures}
         return [m for m in candidates if m in wanted]
-    chosen = ids.rng(section.selection_seed, 1).choice(
+    chosen = seeds.rng(section.selection_seed, 1).choice(
         len(candidates), size=section.train_mixtures, replace=False
     )
     return [candidates[i] for i in sorted(chosen)]

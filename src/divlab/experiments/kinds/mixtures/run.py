@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from divlab import seeds
 from divlab.errors import ConfigError
 from divlab.experiments import domains as dom
-from divlab.experiments import ids
 from divlab.experiments.executors import executor_for, run_all, unfinished
 from divlab.experiments.folder import claim_folder, finish, logger, now
 from divlab.experiments.ids import relative, stable_hash
@@ -79,7 +79,7 @@ def run(
             m.seed,
         ]
         path = root / "data" / f"{label}-{stable_hash(key, 8)}"
-        rng = ids.rng(m.seed, "documents", label)
+        rng = seeds.rng(m.seed, "documents", label)
         if not (path / "summary.json").exists():
             table = dom.mixture_documents(pools, weights, n_docs, rng)
             order = dom.shuffled_order(table.num_rows, rng)
@@ -107,7 +107,7 @@ def run(
         ]
         return rows, pending
 
-    mixtures = sample_mixtures(m.n_mixtures, m.alpha(), len(names), ids.rng(m.seed, "mixtures"))
+    mixtures = sample_mixtures(m.n_mixtures, m.alpha(), len(names), seeds.rng(m.seed, "mixtures"))
     proxy_arms = [("proxy", f"mix{i:03d}", w) for i, w in enumerate(mixtures)]
     proxy_rows, trained = train(proxy_arms, "proxies")
     proxies = pd.DataFrame(proxy_rows)
@@ -199,7 +199,7 @@ def fit_sweep(proxies, names: list[str], section: MixturesSection) -> dict:
             f"predictor {section.predictor!r} needs more mixtures (the law needs "
             f"{len(names) + 1} per training fold); raise n_mixtures or choose linear/trees"
         )
-    rng = ids.rng(section.seed, 0xBE57)
+    rng = seeds.rng(section.seed, 0xBE57)
     within = None if section.extrapolate else X
     candidates = candidate_mixtures(section.n_candidates, section.alpha(), len(names), rng, within)
     weights, predicted = best_mixture(scores[chosen_name]["model"], candidates)
