@@ -5,6 +5,10 @@ One module per command group (``ginc``, ``data``, ``train``, ``measure``, ``expe
 consoles and the flag -> spec field mapping (:class:`~divlab.cli.common.SpecField`).
 This module assembles the root ``app``.
 
+The library imports torch and transformers at module level (about 5 s here), so each
+command imports the library modules it calls inside its body: ``divlab --help``, a typo
+in a flag or a bad spec path answer at once, before any heavy import.
+
 User errors (:class:`divlab.errors.DivlabError`) become one red line and exit code 2.
 """
 

@@ -8,11 +8,6 @@ from typing import Annotated
 import typer
 
 from divlab.cli.common import console
-from divlab.curate.dedup import dedup_dataset
-from divlab.curate.minhash import PRESETS, settings_for
-from divlab.curate.perplexity import perplexity_filter
-from divlab.curate.semantic import semantic_dataset
-from divlab.data.store import open_dataset
 from divlab.errors import ConfigError
 
 app = typer.Typer(help="Curate data sets into new folders (dedup).", no_args_is_help=True)
@@ -36,6 +31,10 @@ def curate_dedup(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """Remove exact or near-duplicate documents; print what was kept and removed."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.curate.dedup import dedup_dataset
+    from divlab.curate.minhash import PRESETS, settings_for
+    from divlab.data.store import open_dataset
 
     settings = None
     if method == "near":
@@ -70,6 +69,8 @@ def curate_ppl_filter(
 ) -> None:
     """Keep the documents whose perplexity under MODEL lies in a band (quantiles by
     default: 0.0..0.9 drops the 10 % least likely)."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.curate.perplexity import perplexity_filter
 
     report = perplexity_filter(
         data, out, model, keep_low, keep_high, absolute, split, device, overwrite
@@ -102,6 +103,8 @@ def curate_semdedup(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """SemDeDup: drop semantic near-duplicates within embedding clusters."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.curate.semantic import semantic_dataset
 
     report = semantic_dataset(
         data, out, "semdedup", embedder, clusters, eps, ratio, split=split, overwrite=overwrite
@@ -121,6 +124,8 @@ def curate_d4(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """D4: SemDeDup, re-cluster, then drop the most prototypical documents."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.curate.semantic import semantic_dataset
 
     report = semantic_dataset(
         data,

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from divlab.cli.common import console
-from divlab.data.store import open_dataset
-from divlab.data.text import prepare_text
 from divlab.errors import ConfigError
 
 app = typer.Typer(help="Real-text corpora as divlab data sets.", no_args_is_help=True)
@@ -39,6 +37,9 @@ def data_prepare(
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Tokenize a text corpus into a data set that `divlab train` and the measures read."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.data.store import open_dataset
+    from divlab.data.text import prepare_text
 
     if (tokenizer is None) == (vocab_size is None):
         raise ConfigError("give exactly one of --tokenizer and --vocab-size")

@@ -8,10 +8,7 @@ from typing import Annotated
 
 import typer
 
-from divlab import experiments
 from divlab.cli.common import console
-from divlab.experiments.executors import executor_for
-from divlab.experiments.registry import kind_of_folder
 
 app = typer.Typer(
     help="Whole experiments from one YAML spec (Beyond Scale II plans).", no_args_is_help=True
@@ -37,6 +34,10 @@ def experiment_run(
     """Run (or resume) an experiment of any kind (diversity, collapse, merging, mixtures,
     curriculum, scaling): its data, every run, the results tables and the report.
     Relaunching skips what is finished."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab import experiments
+    from divlab.experiments.executors import executor_for
+
     loaded = experiments.load(spec)  # validates the whole spec before any compute
     folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
     chosen = executor_for(loaded, executor, workers, address)
@@ -56,6 +57,9 @@ def experiment_validate(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
 ) -> None:
     """Check a spec (fields, plan, fairness) and print its plan in words; no compute."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab import experiments
+
     loaded = experiments.load_spec(spec)
     for line in experiments.get(loaded.kind).describe(loaded):
         console.print(line, highlight=False)
@@ -65,6 +69,9 @@ def results_command(
     folder: Annotated[Path, typer.Argument(help="Experiment folder.")],
 ) -> None:
     """Rebuild an experiment's results tables from its run folders (pandas/DuckDB)."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.experiments.registry import kind_of_folder
+
     kind = kind_of_folder(folder)
     if kind.collect is None:
         console.print(
@@ -80,4 +87,7 @@ def report_command(
     folder: Annotated[Path, typer.Argument(help="Experiment folder.")],
 ) -> None:
     """Build the HTML report (figures, statistics) of an experiment folder of any kind."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab import experiments
+
     console.print(f"[green]wrote[/] {experiments.build_report(folder)}")

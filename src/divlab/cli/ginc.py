@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from divlab.cli.common import SpecField, console, set_field, spec_overrides
-from divlab.data.ginc.dataset import GincDataset, GincSpec, generate
 from divlab.errors import ConfigError
 from divlab.io import load_yaml
 
@@ -111,6 +110,8 @@ def ginc_generate(
 ) -> None:
     """Generate a GINC data set: documents with per-document ground truth, ICL prompts,
     oracle losses and a tokenizer."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.data.ginc.dataset import GincSpec, generate
 
     overrides = spec_overrides(ginc_generate, locals())
     tree: dict = load_yaml(config) if config else {}
@@ -141,6 +142,8 @@ def ginc_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Summarise a GINC data set: counts, concepts, oracle loss, ground-truth diversity, knobs."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.data.ginc.dataset import GincDataset
 
     info = GincDataset(path).info()
     if as_json:

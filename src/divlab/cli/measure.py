@@ -7,25 +7,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from divlab.cli.common import console
-from divlab.data.store import open_dataset
 from divlab.errors import ConfigError
 from divlab.io import write_json
-from divlab.measure import (
-    DiversitySettings,
-    alignment,
-    bounds,
-    diversity_coefficient,
-    load_probe,
-    normalized_diversity,
-    probe_documents,
-)
-from divlab.measure.cache import EmbeddingCache
+
+if TYPE_CHECKING:  # annotations only
+    from divlab.measure import DiversitySettings
+    from divlab.measure.cache import EmbeddingCache
 
 app = typer.Typer(
     help="Task2Vec diversity and alignment coefficients of data sets.", no_args_is_help=True
@@ -34,6 +26,9 @@ app = typer.Typer(
 
 def _probe_for(data: Path, probe: str, device: str):
     """A probe, with a random-init probe sized to the data's vocabulary."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.data.store import open_dataset
+    from divlab.measure import load_probe
 
     vocab_size, special = None, None
     if probe.startswith("random:"):
@@ -43,6 +38,9 @@ def _probe_for(data: Path, probe: str, device: str):
 
 
 def _measure_settings(**fields) -> DiversitySettings:
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.measure import DiversitySettings
+
     if fields["estimator"] not in ("closed-form", "montecarlo"):
         raise ConfigError("--estimator must be closed-form or montecarlo")
     if fields["construction"] not in ("blocks", "documents"):
@@ -81,6 +79,9 @@ def _show_progress(progress: bool | None) -> bool:
 
 
 def _cache(folder: Path | None) -> EmbeddingCache | None:
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.measure.cache import EmbeddingCache
+
     return EmbeddingCache(folder) if folder else None
 
 
@@ -105,6 +106,10 @@ def measure_diversity(
     progress: ProgressOption = None,
 ) -> None:
     """The Task2Vec diversity coefficient: mean distance between batches of the data."""
+    # lazy: the library loads torch (see divlab.cli)
+    import numpy as np
+
+    from divlab.measure import bounds, diversity_coefficient, normalized_diversity, probe_documents
 
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
@@ -165,6 +170,8 @@ def measure_alignment(
     progress: ProgressOption = None,
 ) -> None:
     """The Task2Vec alignment coefficient of two data sets (align1 and align2)."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.measure import alignment
 
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,

@@ -11,10 +11,7 @@ from rich.table import Table
 
 from divlab.cli.common import SpecField, console, set_field, spec_overrides
 from divlab.errors import ConfigError
-from divlab.evaluate.checkpoint import evaluate_checkpoint
 from divlab.io import load_yaml, write_json
-from divlab.train import TrainSpec, train
-from divlab.train.merging import average_checkpoints
 
 
 def train_command(
@@ -77,6 +74,8 @@ def train_command(
 ) -> None:
     """Train a decoder on a data set for a fixed token budget (resumes a killed run in
     --out; returns at once if the run there is finished)."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.train import TrainSpec, train
 
     overrides = spec_overrides(train_command, locals())
     tree: dict = load_yaml(config) if config else {}
@@ -128,6 +127,8 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Loss, perplexity and gap to the oracle; continuation metrics; ICL exact match."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.evaluate.checkpoint import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, data, split, limit, prefix, length, icl, device)
     if out:
@@ -177,6 +178,8 @@ def merge_command(
 ) -> None:
     """Average checkpoints' parameters into one checkpoint (float tensors averaged, the
     rest must agree): the merge of divlab's data-ablation experiments, as a normal model."""
+    # lazy: the library loads torch (see divlab.cli)
+    from divlab.train.merging import average_checkpoints
 
     parsed = None
     if weights is not None:
