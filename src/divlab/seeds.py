@@ -14,8 +14,11 @@ import numpy as np
 
 
 def seed_sequence(seed: int, *key: int | str) -> np.random.SeedSequence:
-    """The seed sequence of ``(seed, key...)``: ints enter as they are, strings as CRC-32."""
-    words = [k if isinstance(k, int) else zlib.crc32(str(k).encode()) for k in key]
+    """The seed sequence of ``(seed, key...)``: integers (numpy's too) enter as they are,
+    strings as their CRC-32."""
+    words = [
+        int(k) if isinstance(k, int | np.integer) else zlib.crc32(str(k).encode()) for k in key
+    ]
     return np.random.SeedSequence([seed, *words])
 
 

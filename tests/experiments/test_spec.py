@@ -167,3 +167,15 @@ def test_a_curation_takes_only_its_own_methods_fields():
     (condition,) = conditions(ExperimentSpec.from_dict(spec))
     assert condition.curation == {"method": "d4", "model": "probe", "clusters": 3,
                                   "r_dedup": 0.75, "r_proto": 0.5}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"probe": {"source": "random:foo"}}, "probe.source"),
+        ({"probe": {"source": "trained", "preset": "foo"}}, "probe.preset"),
+    ],
+)
+def test_a_probe_of_an_unknown_preset_is_refused_when_parsed(change, field):
+    with pytest.raises(ConfigError, match=rf"{field}: .*unknown model preset 'foo'"):
+        ExperimentSpec.from_dict(tiny_spec(**change))

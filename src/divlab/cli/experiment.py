@@ -66,12 +66,19 @@ def experiment_validate(
 
 
 def results_command(
-    folder: Annotated[Path, typer.Argument(help="Experiment folder.")],
+    spec_or_folder: Annotated[Path, typer.Argument(help="Experiment folder, or its spec.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The folder of a spec (default runs/NAME).")
+    ] = None,
 ) -> None:
     """Rebuild an experiment's results tables from its run folders (pandas/DuckDB)."""
     # lazy: the library loads torch (see divlab.cli)
+    from divlab import experiments
     from divlab.experiments.registry import kind_of_folder
 
+    folder = spec_or_folder
+    if not folder.is_dir():  # a spec: its experiment's folder
+        folder = out or Path("runs") / experiments.load_spec(folder).name
     kind = kind_of_folder(folder)
     if kind.collect is None:
         console.print(

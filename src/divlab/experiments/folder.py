@@ -72,8 +72,9 @@ def now() -> str:
 
 
 def write_record(root: Path, spec, provenance: dict | None = None, **extra) -> None:
-    """``experiment.json``: the kind, spec, provenance (a previous write's, updated) and
-    versions, plus the ``extra`` fields of the kind, for the report."""
+    """``experiment.json``: the kind, spec, provenance (a previous write's, updated: a
+    rebuild of the tables elsewhere keeps the hardware the runs ran on) and versions,
+    plus the ``extra`` fields of the kind, for the report."""
     path = Path(root) / RECORD
     previous = read_json(path) if path.exists() else {}
     software = versions()  # runs git once
@@ -86,7 +87,6 @@ def write_record(root: Path, spec, provenance: dict | None = None, **extra) -> N
             "provenance": {
                 **previous.get("provenance", {}),
                 **(provenance or {}),
-                "hardware": hardware(),
                 "git_sha": software.get("git_sha"),
                 "versions": software,
                 "seeds": spec.seeds,
@@ -107,7 +107,7 @@ def finish(
 ) -> dict:
     """The last stage of every kind: ``experiment.json`` (with the provenance: start, end,
     executor), then the report if asked; returns ``result`` with ``out`` and ``report``."""
-    provenance = {"started": started, "finished": now()}
+    provenance = {"started": started, "finished": now(), "hardware": hardware()}
     if isinstance(executor, Executor):
         executor = {"kind": executor.name, "workers": executor.workers}
     if executor is not None:

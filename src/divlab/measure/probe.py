@@ -26,7 +26,7 @@ from transformers.utils import logging
 
 from divlab.devices import as_float32, resolve_device
 from divlab.errors import ConfigError, DataError
-from divlab.train.models import ModelSpec, build_config, build_model
+from divlab.train.models import ModelSpec, build_config, build_model, preset_problem
 
 
 @dataclass
@@ -65,6 +65,15 @@ def smollm2_path() -> Path:
     )
 
 
+def source_problem(source: str) -> str | None:
+    """What is wrong with a probe source that can be checked without loading it (a
+    ``random:PRESET`` of an unknown preset), or None."""
+    if str(source).startswith("random:"):
+        problem = preset_problem(str(source).split(":", 1)[1])
+        return problem and f"probe {source!r}: {problem}"
+    return None
+
+
 def load_probe(
     source: str | Path,
     vocab_size: int | None = None,
@@ -80,6 +89,9 @@ def load_probe(
     if source.startswith("random:"):
         if vocab_size is None:
             raise ConfigError("a random-init probe needs the data's vocabulary size")
+        problem = source_problem(source)
+        if problem:
+            raise ConfigError(problem)
         spec = ModelSpec(preset=source.split(":", 1)[1])
         config = build_config(spec, vocab_size, 4096, special or {})
         model = build_model(config, seed)

@@ -28,6 +28,13 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+def preset_problem(preset: str) -> str | None:
+    """What is wrong with a model preset's name, or None if divlab knows it."""
+    if preset in PRESETS:
+        return None
+    return f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}"
+
+
 class ModelSpec(BaseModel):
     """Which decoder to train. ``preset`` sets the sizes; explicit fields override them;
     ``config`` (HF config fields) overrides everything."""
@@ -47,8 +54,9 @@ class ModelSpec(BaseModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, preset: str) -> str:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        problem = preset_problem(preset)
+        if problem:
+            raise ValueError(problem)
         return preset
 
     def sizes(self) -> tuple[int, int, int, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from divlab.cli import app
 from divlab.experiments.kinds.diversity.run import run_experiment
 from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 
@@ -225,3 +228,24 @@ def test_curation_arms_train_on_curated_versions_of_the_same_data(tmp_path):
     kept_groups = [group[d] for d in exact.doc_id]
     assert len(kept_groups) == len(set(kept_groups)) == (raw.duplicate_of < 0).sum()
     assert ppl.noise.mean() < raw.noise.mean() / 2  # the filter removed most noisy docs
+
+
+def test_results_rebuilds_the_tables_from_the_run_folders(tiny_experiment, tmp_path):
+    """`divlab results SPEC --out FOLDER` gives the same table again, and keeps the
+    hardware the runs ran on (a rebuild on another machine does not overwrite it)."""
+    out, _ = tiny_experiment
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    record = json.loads((copy / "experiment.json").read_text())
+    record["provenance"]["hardware"] = {"platform": "cluster-node"}
+    (copy / "experiment.json").write_text(json.dumps(record))
+    (copy / "results.parquet").unlink()
+    spec = write_spec(tmp_path / "tiny.yaml", tiny_spec())
+    result = CliRunner().invoke(app, ["results", str(spec), "--out", str(copy)])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(
+        _table(copy).drop(columns="run_dir"), _table(out).drop(columns="run_dir")
+    )
+    rebuilt = json.loads((copy / "experiment.json").read_text())
+    assert rebuilt["provenance"]["hardware"] == {"platform": "cluster-node"}
+    assert rebuilt["runs"] == {"planned": 6, "finished": 6}

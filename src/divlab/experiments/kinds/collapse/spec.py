@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from divlab.errors import ConfigError
 from divlab.experiments.kinds.collapse import chains
 from divlab.experiments.spec import CommonSpec, MeasureSpec
+from divlab.measure.probe import source_problem
 from divlab.specs import Spec
 
 TABLES = {
@@ -108,6 +109,14 @@ class CollapseLMSpec(Spec):
     diversity: MeasureSpec = MeasureSpec(
         n_batches=8, batch_size=16, seq_len=64, bootstrap=200, align2_repeats=1
     )
+
+    @field_validator("probe")
+    @classmethod
+    def _checkable_probe(cls, probe: str) -> str:
+        problem = source_problem(probe)
+        if problem:
+            raise ValueError(problem)
+        return probe
 
     @field_validator("real_fraction")
     @classmethod

@@ -25,7 +25,9 @@ from pydantic import Field, field_validator, model_validator
 
 from divlab.data.ginc.dataset import ConceptSetSpec, DuplicateSpec, NoiseSpec
 from divlab.experiments.spec import CommonSpec, MeasureSpec
+from divlab.measure.probe import source_problem
 from divlab.specs import Spec
+from divlab.train.models import preset_problem
 
 METRICS = ("loss", "perplexity", "gap", "icl_accuracy", "edit_distance", "token_match")
 
@@ -146,6 +148,22 @@ class ProbeSpec(Spec):
     preset: str = "mini"
     token_budget: int = Field(400_000, ge=1)
     seed: int = Field(0, ge=0)
+
+    @field_validator("source")
+    @classmethod
+    def _checkable_source(cls, source: str) -> str:
+        problem = source_problem(source)
+        if problem:
+            raise ValueError(problem)
+        return source
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str) -> str:
+        problem = preset_problem(preset)
+        if problem:
+            raise ValueError(problem)
+        return preset
 
 
 class DiversitySpec(CommonSpec):
