@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.divlab-installed
 
-.PHONY: demo test browser lint format bench clean
+.PHONY: demo test browser fortunes lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "divlab needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 ## test: lint, format check and the whole test suite, slow tests included (what CI runs;
 ## a bare `pytest` skips the slow ones for a quick loop)
-test: lint browser
+test: lint browser fortunes
 	$(BIN)/python -m pytest -q -m "not gpu"
 
 ## lint: ruff, the format check and the layer contracts (import-linter, pyproject.toml)
@@ -41,6 +41,16 @@ browser:
 	      { apt-get update -qq >/dev/null 2>&1 && \
 	        apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } || \
 	  echo "warning: chromium/chromedriver not installed; the report's browser test will skip"; }
+
+# Debian's fortune files, a real corpus for the text reader's tests (strfile counts);
+# installed when missing and we may (root), else those tests say they skipped.
+fortunes:
+	@[ -f /usr/share/games/fortunes/fortunes ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -qq fortunes-min >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && \
+	        apt-get install -y -qq fortunes-min >/dev/null 2>&1; }; } || \
+	  echo "warning: fortunes-min not installed; the fortune-file tests will skip"; }
 
 format: $(STAMP)
 	$(BIN)/ruff format .

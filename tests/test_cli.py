@@ -91,6 +91,28 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, config
     assert [p.name for p in tmp_path.iterdir()] in ([], ["spec.yaml"])
 
 
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\xff\xfe\x00name: x", "not UTF-8 text"),
+        (b"name: x\n\x00\x01\x02", "binary, not YAML text"),
+        (b"- a\n- b\n", "must be a YAML mapping"),
+    ],
+)
+@pytest.mark.parametrize("command", ["ginc generate", "experiment run", "experiment validate"])
+def test_a_bad_config_file_is_one_line_exit_2(tmp_path, command, content, needle):
+    config = tmp_path / "spec.yaml"
+    config.write_bytes(content)
+    args = ["--config", str(config), "--out", str(tmp_path / "out")]
+    if command != "ginc generate":
+        args = [str(config)] + (["--out", str(tmp_path / "out")] if command.endswith("run") else [])
+    result = run_cli(*command.split(), *args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_existing_output_and_unfinished_input_are_refused(tmp_path):
     out = tmp_path / "data"
     assert run_cli("ginc", "generate", "--out", str(out), *SMALL).returncode == 0

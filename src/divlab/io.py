@@ -128,9 +128,15 @@ def load_yaml(path: str | Path) -> dict:
 
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config {path} is not UTF-8 text (a binary file?); give a YAML spec"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"config {path} is binary, not YAML text; give a YAML spec")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
