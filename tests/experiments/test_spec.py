@@ -179,3 +179,16 @@ def test_a_curation_takes_only_its_own_methods_fields():
 def test_a_probe_of_an_unknown_preset_is_refused_when_parsed(change, field):
     with pytest.raises(ConfigError, match=rf"{field}: .*unknown model preset 'foo'"):
         ExperimentSpec.from_dict(tiny_spec(**change))
+
+
+def test_the_default_spec_holds_its_measures_and_too_small_sets_are_refused():
+    spec = ExperimentSpec.from_dict({"name": "x"})  # every other field at its default
+    assert spec.eval.n_docs * spec.eval.doc_length >= 16 * 32 * 128
+    with pytest.raises(ConfigError, match=r"eval set is too small .* room for 8 batches"):
+        ExperimentSpec.from_dict({"name": "x", "eval": {"n_docs": 64}})
+    small = {"n_tokens": 900, "doc_length": 512, "seed": 2}  # one document: 2 batches
+    with pytest.raises(ConfigError, match="a training set of 900 tokens is too small"):
+        ExperimentSpec.from_dict(tiny_spec(training_data=small))
+    documents = {**tiny_spec()["diversity"], "construction": "documents", "seq_len": 256}
+    with pytest.raises(ConfigError, match="shorter than seq_len=256"):
+        ExperimentSpec.from_dict(tiny_spec(diversity=documents))

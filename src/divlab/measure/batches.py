@@ -79,6 +79,31 @@ def make_batches(
     raise ConfigError(f"unknown batch construction {construction!r}; use 'blocks' or 'documents'")
 
 
+def size_problem(
+    n_docs: int, doc_length: int, n_batches: int, batch_size: int, seq_len: int, construction: str
+) -> str | None:
+    """Why ``n_docs`` documents of ``doc_length`` tokens cannot give ``n_batches`` batches
+    of ``batch_size`` x ``seq_len`` under ``construction`` (None if they can): the check a
+    spec makes before any data exists. Separators between documents are not counted, so
+    the check never passes a data set that ``make_batches`` would refuse."""
+    if construction == "documents":
+        if doc_length < seq_len:
+            return f"documents of {doc_length} tokens are shorter than seq_len={seq_len}"
+        if n_docs < n_batches * batch_size:
+            return (
+                f"{n_docs} documents are fewer than n_batches x batch_size = "
+                f"{n_batches * batch_size} (one document per sequence)"
+            )
+        return None
+    slots = n_docs * doc_length // (batch_size * seq_len)
+    if slots < n_batches:
+        return (
+            f"{n_docs} documents of {doc_length} tokens make room for {slots} batches of "
+            f"{batch_size} x {seq_len} tokens, fewer than n_batches={n_batches}"
+        )
+    return None
+
+
 def _blocks(documents, n_batches, batch_size, seq_len, separator, rng) -> Batches:
     pieces, owners = [], []
     for index, doc in enumerate(documents):

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from divlab.data.ginc.dataset import ConceptSetSpec, DuplicateSpec, NoiseSpec
 from divlab.experiments.spec import CommonSpec, MeasureSpec
+from divlab.measure.batches import size_problem
 from divlab.measure.probe import source_problem
 from divlab.specs import Spec
 from divlab.train.models import preset_problem
@@ -209,4 +210,29 @@ class DiversitySpec(CommonSpec):
             raise ValueError("an experiment is either GINC or real text; do not mix the sets")
         if uses_text and not self.tokenizer:
             raise ValueError("a real-text experiment needs a tokenizer (a path, or bpe:N)")
+        if self.diversity.enabled and not uses_text:
+            self._check_sizes()
         return self
+
+    def _check_sizes(self) -> None:
+        """The eval set and every GINC training set hold the batches the measures draw
+        (found here, not after the data is generated)."""
+        m = self.diversity
+        batches = (m.n_batches, m.batch_size, m.seq_len, m.construction)
+        problem = size_problem(self.eval.n_docs, self.eval.doc_length, *batches)
+        if problem:
+            raise ValueError(
+                f"the eval set is too small for the diversity batches: {problem}; raise "
+                "eval.n_docs (or eval.doc_length), or lower diversity.n_batches / batch_size"
+            )
+        sizes = [self.training_data.n_tokens]
+        sizes += [s.n_tokens for s in self.plan.sets if s.n_tokens is not None]
+        doc_length = self.training_data.doc_length
+        for n_tokens in sizes:
+            problem = size_problem(n_tokens // doc_length, doc_length, *batches)
+            if problem:
+                raise ValueError(
+                    f"a training set of {n_tokens:,} tokens is too small for the diversity "
+                    f"batches: {problem}; raise its n_tokens or lower diversity.n_batches / "
+                    "batch_size"
+                )
