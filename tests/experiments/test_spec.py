@@ -192,3 +192,19 @@ def test_the_default_spec_holds_its_measures_and_too_small_sets_are_refused():
     documents = {**tiny_spec()["diversity"], "construction": "documents", "seq_len": 256}
     with pytest.raises(ConfigError, match="shorter than seq_len=256"):
         ExperimentSpec.from_dict(tiny_spec(diversity=documents))
+
+
+def test_a_missing_corpus_is_refused_before_the_folder_is_made(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "a b c"}\n')
+    sets = [{"name": "a", "text": [str(corpus)]}, {"name": "b", "text": [str(tmp_path / "gone")]}]
+    spec = tiny_spec(eval={"text": [str(corpus)], "n_docs": 4}, plan={"kind": "sets", "sets": sets})
+    spec["tokenizer"] = "bpe:300"
+    path = write_spec(tmp_path / "text.yaml", spec)
+    out = tmp_path / "out"
+    for command in (["run", str(path), "--out", str(out)], ["validate", str(path)]):
+        result = run_cli("experiment", *command)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"set 'b': corpus {tmp_path / 'gone'} does not exist" in lines[0]
+    assert not out.exists()

@@ -314,6 +314,7 @@ def run_experiment(
     the paths of the results table and report, and how many runs were done now."""
     log = folder.logger(log, progress)
     experiment = Experiment(spec, out)  # validates the plan and fairness before any compute
+    check_inputs(spec)  # before the folder is made: a missing corpus leaves nothing behind
     executor = executor or executor_for(spec)
     experiment.claim_folder()
     started = folder.now()
@@ -351,8 +352,22 @@ def _ground_truth(path: Path) -> dict | None:
     return split.get("ground_truth_diversity")
 
 
+def check_inputs(spec: DiversitySpec) -> None:
+    """The files a real-text experiment reads exist: its corpora and its tokenizer (a
+    DataError naming the first that does not)."""
+    corpora = [("eval.text", path) for path in spec.eval.text or []]
+    corpora += [(f"set {s.name!r}", path) for s in spec.plan.sets for path in s.text or []]
+    for where, path in corpora:
+        if not Path(path).exists():
+            raise DataError(f"{where}: corpus {path} does not exist")
+    tokenizer = spec.tokenizer
+    if tokenizer and not tokenizer.startswith("bpe:") and not Path(tokenizer).exists():
+        raise DataError(f"tokenizer {tokenizer} does not exist (give a path, or bpe:N)")
+
+
 def describe(spec: DiversitySpec) -> list[str]:
     """Each condition (name, plan, concepts, id), then the runs and the recipe."""
+    check_inputs(spec)
     experiment = Experiment(spec, Path("runs") / spec.name)  # checks fairness
     lines = [
         f"{c.name}: {c.plan}, {'text' if c.is_text else c.n_concepts} concepts, id {c.id}"
