@@ -28,6 +28,8 @@ About 2 minutes on 2 shared cores, 1 thread (probe load 25-40 s, each coefficien
 import importlib.metadata
 import importlib.util
 import json
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -112,3 +114,19 @@ def test_a_mixture_of_two_corpora_is_more_diverse_than_either(probe, corpora):
     # each corpus alone lies below the mixture's 95 % interval (not: the intervals are disjoint)
     assert low > max(value["kjv"], value["python"]), summary
     assert results["mixture"]["batches"]["documents_per_batch"] < 2  # batches mostly one corpus
+
+
+def test_no_progress_draws_no_bar_while_the_gguf_probe_loads(probe, tmp_path):
+    """--no-progress keeps stderr empty, also while transformers de-quantises the GGUF."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(f'{{"text": "line {i} of a small corpus for the probe"}}\n'
+                              for i in range(40)))  # fmt: skip
+    args = ["measure", "diversity", str(corpus), "--probe", "smollm2", "--no-progress",
+            "--construction", "documents", "--seq-len", "8", "--batches", "2",
+            "--batch-size", "2"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", "from divlab.cli import main; main()", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "diversity" in result.stdout

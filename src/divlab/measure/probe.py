@@ -15,12 +15,14 @@ on CUDA (FIM entries are tiny numbers; half precision would flush them).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import transformers.modeling_gguf_pytorch_utils as gguf_utils
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging
 
@@ -65,6 +67,19 @@ def smollm2_path() -> Path:
     )
 
 
+@contextlib.contextmanager
+def _no_gguf_bar():
+    """transformers draws its GGUF de-quantisation bar with a plain tqdm that neither its
+    own progress-bar switch nor TQDM_DISABLE (read when tqdm is imported) reaches: this
+    silences that one bar while a probe loads, and leaves every other bar as it was."""
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
 def source_problem(source: str) -> str | None:
     """What is wrong with a probe source that can be checked without loading it (a
     ``random:PRESET`` of an unknown preset), or None."""
@@ -101,7 +116,6 @@ def load_probe(
     path = Path(source)
     kwargs = {"trust_remote_code": False}
     if path.suffix == ".gguf":
-        os.environ.setdefault("TQDM_DISABLE", "1")  # gguf's de-quantisation progress bar
         if not path.exists():
             raise DataError(f"probe file {path} does not exist")
         folder, kwargs["gguf_file"] = str(path.parent), path.name
@@ -113,13 +127,14 @@ def load_probe(
         raise DataError(f"probe {source!r} does not exist: give a model folder or a .gguf file")
     else:
         folder = source  # a hub name such as "gpt2"
-    try:
-        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot load probe {source!r}: {e}") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError):
-        tokenizer = None
+    with _no_gguf_bar():
+        try:
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot load probe {source!r}: {e}") from None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        except (OSError, ValueError):
+            tokenizer = None
 
     return Probe(as_float32(model).to(target).eval(), tokenizer, source)
