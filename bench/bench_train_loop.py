@@ -6,7 +6,8 @@ schedule and number of steps:
 * divlab: ``Run(spec, out).fit([])``, the loop without the learning-curve and checkpoint
   callbacks (a step: the batch from ``PackedSequences``, forward with
   ``model(input_ids=x, labels=x).loss``, backward, grad clipping at 1.0, AdamW with two
-  param groups, warmup + cosine ``LambdaLR``, one JSONL row appended);
+  param groups, warmup + cosine ``LambdaLR``; the losses read and their JSONL rows
+  appended every ``LOG_EVERY`` steps, in one write);
 * bare: a plain PyTorch loop doing the same step with nothing else (no logging, no
   ``float(loss)`` per step): the floor divlab's overhead is measured against;
 * Trainer: ``transformers.Trainer`` on a torch Dataset of the same sequences, in the same
@@ -26,7 +27,7 @@ more threads than free cores makes every step many times slower); the methods al
 in a rotated order, for ``--rounds`` rounds; medians over rounds are printed, ratios per
 round (its runs are close in time). On CPU divlab and the bare loop must end on the
 same loss, printed as a check. The target (divlab's overhead against the bare loop
-< 10 %) is printed next to it, never asserted.
+< 5 %, JSONL logging included) is printed next to it, never asserted.
 
 On a CUDA machine every run uses the GPU (bf16 autocast, as divlab) and MFU is printed
 (``6 * N_total * tokens/s`` over the GPU's peak bf16 FLOP/s), e.g. with ``--preset 125m``.
@@ -60,7 +61,7 @@ LABELS = {
 }
 SEED = 0
 EVAL_DOCS = 16
-TARGET_OVERHEAD = 0.10
+TARGET_OVERHEAD = 0.05
 
 
 # ---- in the child: one measurement ---------------------------------------------------

@@ -11,6 +11,7 @@ from divlab.data.store import open_dataset
 from divlab.errors import ConfigError, DataError
 from divlab.evaluate.loss import unigram_loss
 from divlab.train import Callback, TrainSpec, train
+from divlab.train.loop import LOG_EVERY
 
 # A fixed tiny run; its first losses are pinned below (a golden test, torchtitan style).
 GOLDEN = [3.99488568, 3.85064244, 3.76627398, 3.70710468, 3.60824203, 3.58700299]
@@ -38,6 +39,23 @@ def test_golden_losses(one_concept, tmp_path):
     train(tiny_spec(one_concept, token_budget=len(GOLDEN) * 512), tmp_path / "run")
     losses = [row["loss"] for row in read_jsonl(tmp_path / "run" / "train_log.jsonl")]
     np.testing.assert_allclose(losses, GOLDEN, rtol=1e-5)
+
+
+def test_the_log_is_read_in_bulk_and_still_whole(one_concept, tmp_path):
+    """Losses are read every LOG_EVERY steps, not per step: the log still has one row per
+    step, in order, and the prequential code length is their sum (one and four
+    micro-batches)."""
+    steps = LOG_EVERY + 5  # one bulk read and a partial one at the end
+    for micro in (None, 2):
+        out = tmp_path / f"micro-{micro}"
+        spec = tiny_spec(one_concept, token_budget=steps * 512, micro_batch_size=micro)
+        summary = train(spec, out)
+        rows = read_jsonl(out / "train_log.jsonl")
+        assert [r["step"] for r in rows] == list(range(1, steps + 1))
+        predicted = spec.sequences_per_step * (spec.seq_len - 1)
+        code_length = sum(r["loss"] for r in rows) * predicted
+        assert summary["prequential_code_length_nats"] == pytest.approx(code_length, rel=1e-12)
+        assert summary["final_train_loss"] == rows[-1]["loss"]
 
 
 def test_more_tokens_approach_the_oracle(one_concept, tmp_path):

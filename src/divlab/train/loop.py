@@ -34,7 +34,7 @@ from divlab.devices import autocast, resolve_device
 from divlab.errors import ConfigError, DataError
 from divlab.evaluate.loss import EvalSet
 from divlab.evaluate.speed import speed_of_learning
-from divlab.io import read_json, write_json
+from divlab.io import atomic_file, read_json, write_json
 from divlab.train.checkpoint import (
     SIDECAR,
     load_trainer_state,
@@ -45,6 +45,8 @@ from divlab.train.data import PackedSequences
 from divlab.train.models import build_config, build_model, count_parameters, training_flops
 from divlab.train.spec import TrainSpec
 
+# Steps whose losses are read (one host sync on CUDA) and logged in one write.
+LOG_EVERY = 32
 # Peak dense bf16 FLOP/s of common accelerators, for MFU.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 
@@ -90,6 +92,7 @@ class Run:
         self.config = build_config(spec.model, self.vocab_size, spec.seq_len, tokenizer)
         self.device = resolve_device(spec.device)
         self.state = TrainState()
+        self._pending: list[tuple] = []  # (step, tokens, loss on the device, lr) not yet read
         self.finished = self._prepare_folder(overwrite)
         if self.finished:
             return
@@ -200,27 +203,36 @@ class Run:
         }
 
     def save(self, name: str, resumable: bool) -> None:
+        self.flush()  # the checkpoint's state and the log it truncates to agree
         state = self.trainer_state() if resumable else None
         save_checkpoint(
             self.out / name, self.model, self.dataset.path / "tokenizer", self.sidecar(), state
         )
 
     # ---- the loop ---------------------------------------------------------------
-    def train_step(self) -> float:
-        """One optimizer step; returns the loss on the batch before the update."""
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step; returns the loss on the batch before the update, as a 0-d
+        tensor on the device (reading it is a host sync: ``flush`` does, in bulk)."""
 
         spec = self.spec
         per_step = spec.sequences_per_step
         micro = spec.micro_batch_size or per_step
         batch = torch.from_numpy(self.data.batch(self.state.step * per_step, per_step))
-        batch = batch.to(self.device)
-        total = 0.0
-        for first in range(0, per_step, micro):
-            inputs = batch[first : first + micro]
+        batch = batch.to(self.device, non_blocking=True)
+        if micro == per_step:  # one forward pass: no scaling, no sum (the common case)
             with autocast(self.device):
-                loss = self.forward_model(input_ids=inputs, labels=inputs).loss
-            (loss * (len(inputs) / per_step)).backward()
-            total += float(loss.detach()) * len(inputs) / per_step
+                loss = self.forward_model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            total = loss.detach()
+        else:
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for first in range(0, per_step, micro):
+                inputs = batch[first : first + micro]
+                with autocast(self.device):
+                    loss = self.forward_model(input_ids=inputs, labels=inputs).loss
+                (loss * (len(inputs) / per_step)).backward()
+                # float64, as the Python floats it replaces: the same sums, bit for bit
+                total += loss.detach().to(torch.float64) * len(inputs) / per_step
         if spec.optimizer.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.optimizer.grad_clip)
         self.optimizer.step()
@@ -235,34 +247,44 @@ class Run:
         self.model.train()
         for callback in callbacks:
             callback.on_start(self)
-        predicted_per_step = self.spec.sequences_per_step * (self.spec.seq_len - 1)
         while self.state.step < self.spec.steps:
             started = time.perf_counter()
             loss = self.train_step()
             self.state.train_seconds += time.perf_counter() - started
-            if not math.isfinite(loss):
-                raise DataError(
-                    f"training diverged (loss {loss}) at step {self.state.step}; lower the "
-                    "learning rate"
-                )
             self.state.step += 1
             self.state.tokens += self.spec.batch_tokens
-            self.state.prequential_nats += loss * predicted_per_step
-            self.state.last_loss = loss
-            _append_jsonl(
-                self.out / "train_log.jsonl",
-                {
-                    "step": self.state.step,
-                    "tokens": self.state.tokens,
-                    "loss": loss,
-                    "lr": self.scheduler.get_last_lr()[0],
-                },
-            )
+            lr = self.scheduler.get_last_lr()[0]
+            self._pending.append((self.state.step, self.state.tokens, loss, lr))
+            if len(self._pending) >= LOG_EVERY:
+                self.flush()
             for callback in callbacks:
                 callback.on_step(self)
         return self._finish(callbacks)
 
+    def flush(self) -> None:
+        """Read the losses of the steps since the last flush (one host sync), check them,
+        add them to the prequential code length and append their rows to
+        ``train_log.jsonl`` in one write. Called every ``LOG_EVERY`` steps and before
+        anything that reads the state (a checkpoint, an eval, the end)."""
+        if not self._pending:
+            return
+        # float64 holds every float32 loss exactly: the values float(loss) gave
+        losses = torch.stack([loss.to(torch.float64) for _, _, loss, _ in self._pending]).tolist()
+        predicted_per_step = self.spec.sequences_per_step * (self.spec.seq_len - 1)
+        rows = []
+        for (step, tokens, _, lr), loss in zip(self._pending, losses, strict=True):
+            if not math.isfinite(loss):
+                raise DataError(
+                    f"training diverged (loss {loss}) at step {step - 1}; lower the learning rate"
+                )
+            self.state.prequential_nats += loss * predicted_per_step
+            self.state.last_loss = loss
+            rows.append({"step": step, "tokens": tokens, "loss": loss, "lr": lr})
+        _append_jsonl(self.out / "train_log.jsonl", *rows)
+        self._pending.clear()
+
     def _finish(self, callbacks: list[Callback]) -> dict:
+        self.flush()
         for callback in callbacks:
             callback.on_end(self)
         self.save("model", resumable=False)
@@ -429,10 +451,9 @@ def _mfu(device, parameters: dict, tokens_per_second: float) -> dict:
     }
 
 
-def _append_jsonl(path: Path, row: dict) -> None:
+def _append_jsonl(path: Path, *rows: dict) -> None:
     with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _truncate_jsonl(path: Path, step: int) -> None:
@@ -440,10 +461,9 @@ def _truncate_jsonl(path: Path, step: int) -> None:
     if not path.exists():
         return
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in rows if r["step"] <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    tmp.replace(path)
+    kept = "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step)
+    with atomic_file(path) as tmp:
+        tmp.write_text(kept)
 
 
 def load_curve(run_dir: str | Path) -> list[dict]:
