@@ -6,6 +6,7 @@ import itertools
 import os
 
 import pytest
+import torch
 
 from divlab.errors import ConfigError
 from divlab.experiments.kinds.diversity.plan import conditions, noise_floor_condition, runs
@@ -207,4 +208,17 @@ def test_a_missing_corpus_is_refused_before_the_folder_is_made(tmp_path):
         assert result.returncode == 2, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and f"set 'b': corpus {tmp_path / 'gone'} does not exist" in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA"
+)
+def test_cuda_on_a_machine_without_it_is_refused_before_any_work(tmp_path):
+    path = write_spec(tmp_path / "cuda.yaml", tiny_spec(device="cuda"))
+    out = tmp_path / "out"
+    for command in (["run", str(path), "--out", str(out)], ["validate", str(path)]):
+        result = run_cli("experiment", *command)
+        assert result.returncode == 2, result.stderr
+        assert "device: cuda, but this machine has no CUDA device" in result.stderr
     assert not out.exists()

@@ -61,6 +61,7 @@ def experiment_validate(
     from divlab import experiments
 
     loaded = experiments.load_spec(spec)
+    loaded.check_machine()
     for line in experiments.get(loaded.kind).describe(loaded):
         console.print(line, highlight=False)
 

@@ -45,7 +45,9 @@ from divlab.experiments.spec import CommonSpec
 
 
 def run(spec: CommonSpec, out, **options) -> dict:
-    """Run (or resume) the experiment ``spec`` of any kind in folder ``out``."""
+    """Run (or resume) the experiment ``spec`` of any kind in folder ``out`` (what it
+    asks of this machine is checked first)."""
+    spec.check_machine()
     return get(spec.kind).run(spec, out, **options)
 
 

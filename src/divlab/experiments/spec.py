@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from pydantic import Field, field_validator, model_validator
 
 from divlab.data.ginc.dataset import DuplicateSpec, NoiseSpec, PromptSetSpec
@@ -135,6 +136,16 @@ class CommonSpec(RecipeSpec):
     @property
     def is_text(self) -> bool:
         return self.eval.text is not None
+
+    def check_machine(self) -> None:
+        """What the spec asks of this machine, checked before any compute (not when the
+        spec is parsed: a folder run on a GPU machine is read on others): a CUDA device
+        when ``device: cuda``."""
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                "device: cuda, but this machine has no CUDA device; use device: auto (CUDA "
+                "when present, else CPU) or run it on a GPU machine"
+            )
 
     def train_recipe(self, overrides: dict | None = None) -> dict:
         """The TrainSpec fields every run of the experiment shares (a run adds its data
