@@ -3,6 +3,7 @@ experiments from one spec, any kind (the registry finds it)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -55,15 +56,35 @@ def experiment_run(
 @app.command("validate")
 def experiment_validate(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Check a spec (fields, plan, fairness) and print its plan in words; no compute."""
+    """Check a spec (fields, plan, fairness, inputs, this machine) and print its plan in
+    words and the planned cost of one run; no compute."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab import experiments
 
     loaded = experiments.load_spec(spec)
     loaded.check_machine()
-    for line in experiments.get(loaded.kind).describe(loaded):
+    lines = experiments.get(loaded.kind).describe(loaded)
+    cost = loaded.run_cost()
+    if as_json:
+        plan = {"kind": loaded.kind, "plan": lines, "run": cost and cost.as_dict()}
+        print(json.dumps(plan, indent=2))
+        return
+    for line in lines:
         console.print(line, highlight=False)
+    if cost is None:
+        console.print("cost: planned once the tokenizer's vocabulary is known", highlight=False)
+        return
+    gib = 2**30
+    console.print(
+        f"one run of the spec's recipe: {cost.parameters:,} parameters "
+        f"({cost.parameters_non_embedding:,} non-embedding), {cost.tokens:,} tokens, "
+        f"{cost.flops:.3g} FLOPs; peak memory about {cost.memory_bytes / gib:.2f} GiB at "
+        f"micro-batch {cost.micro_batch_size} (budget {cost.memory_budget_bytes / gib:.1f} "
+        f"GiB); disk about {cost.disk_bytes / gib:.2f} GiB",
+        highlight=False,
+    )
 
 
 def results_command(

@@ -1,0 +1,153 @@
+"""The cost of a training run, planned before any compute: parameters, FLOPs, peak memory,
+the micro-batch that fits a memory budget, and disk.
+
+Parameters are counted exactly on a model built on PyTorch's ``meta`` device (no memory,
+no weights). The rest are estimates, stated with their sources:
+
+* FLOPs per trained token (Kaplan et al. 2020, "Scaling Laws for Neural Language
+  Models", table 1): forward ``2 N + 2 L s h`` (N non-embedding parameters, L layers,
+  context s, width h: the attention scores and their mixing), training three forwards:
+  ``6 N + 6 L s h``. ``6 N D`` alone is what runs record (``train.models.training_flops``).
+* Memory (bytes), b sequences of s tokens per forward pass, a heads, vocabulary V:
+
+  - weights, gradients and AdamW's two moments, all float32: ``16`` per parameter;
+  - activations kept for the backward pass, per layer (Korthikanti et al. 2022,
+    "Reducing Activation Recomputation in Large Transformer Models", eq. 1 without
+    dropout masks): ``s b h (34 + 5 a s / h)`` bytes at 16 bits (bf16 autocast on CUDA),
+    twice that in float32 (CPU); with activation checkpointing only each layer's input
+    (``2 s b h`` at 16 bits) plus one layer recomputed in full;
+  - the logits, their softmax and its gradient in float32: ``12 s b V``.
+
+  The attention term assumes the scores are materialised; a fused kernel (SDPA's flash
+  path on CUDA) keeps less, so on a GPU the estimate errs high.
+* Disk: the data sets' tokens as uint16 (an upper bound: the files are compressed), and
+  per run the final model (4 bytes per parameter) plus, while it trains, one resumable
+  checkpoint (weights and AdamW state: 12 bytes per parameter).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from divlab.errors import ConfigError
+from divlab.train.models import build_config, count_parameters
+from divlab.train.spec import RecipeSpec
+
+OPTIMIZER_BYTES_PER_PARAMETER = 16  # float32 weights, gradients, AdamW m and v
+MEMORY_BUDGET = 0.9  # share of the device's memory a run may plan to use
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """The planned cost of one training run."""
+
+    parameters: int
+    parameters_non_embedding: int
+    tokens: int
+    flops: float  # 6 N D + attention, N with embeddings
+    micro_batch_size: int  # sequences per forward pass
+    memory_bytes: int  # estimated peak at that micro-batch
+    memory_budget_bytes: int
+    disk_bytes: int  # final model + one resumable checkpoint
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_shape(recipe: RecipeSpec, vocab_size: int) -> tuple[dict[str, int], dict]:
+    """Exact parameter counts of the recipe's model (built on the meta device) and the
+    sizes the estimates need (layers, width, heads, vocabulary)."""
+    config = build_config(recipe.model, vocab_size, recipe.seq_len, {})
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    hidden, layers, heads, _ = recipe.model.sizes()
+    return count_parameters(model), {
+        "layers": layers,
+        "hidden": hidden,
+        "heads": heads,
+        "vocab": vocab_size,
+    }
+
+
+def activation_bytes(shape: dict, seq_len: int, micro: int, cuda: bool, checkpointing: bool):
+    """Activations kept for the backward pass of one forward of ``micro`` sequences."""
+    s, b, h, a = seq_len, micro, shape["hidden"], shape["heads"]
+    width = 1 if cuda else 2  # 16-bit under autocast, else float32
+    per_layer = s * b * h * (34 + 5 * a * s / h) * width
+    if checkpointing:
+        layers = 2 * s * b * h * width * shape["layers"] + per_layer
+    else:
+        layers = per_layer * shape["layers"]
+    return int(layers + 12 * s * b * shape["vocab"])
+
+
+def memory_bytes(
+    parameters: int, shape: dict, seq_len: int, micro: int, cuda: bool, checkpointing: bool
+) -> int:
+    state = OPTIMIZER_BYTES_PER_PARAMETER * parameters
+    return state + activation_bytes(shape, seq_len, micro, cuda, checkpointing)
+
+
+def device_memory(device: str) -> tuple[int, bool]:
+    """(bytes of memory, is CUDA) of the device a recipe's ``device`` resolves to here:
+    the first GPU's memory, else this machine's RAM."""
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory, True
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), False
+
+
+def run_cost(
+    recipe: RecipeSpec,
+    vocab_size: int,
+    memory: int | None = None,
+    cuda: bool | None = None,
+    checkpointing: bool = False,
+) -> RunCost:
+    """The cost of one run of ``recipe`` on a vocabulary of ``vocab_size``; ``memory``
+    bytes of the device (default: this machine's, see ``device_memory``). The micro-batch
+    is the recipe's, else the largest divisor of the step's sequences whose estimated peak
+    fits ``MEMORY_BUDGET`` of the memory; a run that cannot fit is a ConfigError naming
+    the knobs."""
+    if memory is None or cuda is None:
+        here, here_cuda = device_memory(recipe.device)
+        memory = here if memory is None else memory
+        cuda = here_cuda if cuda is None else cuda
+    parameters, shape = model_shape(recipe, vocab_size)
+    budget = int(MEMORY_BUDGET * memory)
+    per_step = recipe.sequences_per_step
+
+    def peak(micro: int) -> int:
+        return memory_bytes(parameters["total"], shape, recipe.seq_len, micro, cuda, checkpointing)
+
+    if recipe.micro_batch_size:
+        micro = recipe.micro_batch_size
+        if peak(micro) > budget:
+            raise ConfigError(
+                f"micro_batch_size {micro} needs about {peak(micro) / 2**30:.1f} GiB, over "
+                f"{MEMORY_BUDGET:.0%} of the device's {memory / 2**30:.1f} GiB; lower "
+                "micro_batch_size (or leave it out: the largest that fits is chosen)"
+            )
+    else:
+        fitting = [b for b in range(1, per_step + 1) if per_step % b == 0 and peak(b) <= budget]
+        if not fitting:
+            raise ConfigError(
+                f"one sequence of {recipe.seq_len} tokens on the {recipe.model.preset} model "
+                f"needs about {peak(1) / 2**30:.1f} GiB, over {MEMORY_BUDGET:.0%} of the "
+                f"device's {memory / 2**30:.1f} GiB; lower seq_len or the model size"
+            )
+        micro = max(fitting)
+    attention = 6 * shape["layers"] * recipe.seq_len * shape["hidden"]
+    return RunCost(
+        parameters=parameters["total"],
+        parameters_non_embedding=parameters["non_embedding"],
+        tokens=recipe.tokens,
+        flops=float((6 * parameters["total"] + attention) * recipe.tokens),
+        micro_batch_size=micro,
+        memory_bytes=peak(micro),
+        memory_budget_bytes=budget,
+        disk_bytes=(4 + 12) * parameters["total"],
+    )

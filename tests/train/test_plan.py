@@ -1,0 +1,106 @@
+"""The run cost plan (divlab.train.plan) against closed forms and a built model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from divlab.errors import ConfigError
+from divlab.train.models import ModelSpec, build_config, build_model, count_parameters
+from divlab.train.plan import MEMORY_BUDGET, memory_bytes, model_shape, run_cost
+from divlab.train.spec import RecipeSpec
+
+from ..test_cli import run_cli
+
+GIB = 2**30
+
+
+def recipe(**fields) -> RecipeSpec:
+    base = {"model": {"preset": "mini"}, "token_budget": 65536, "seq_len": 128}
+    return RecipeSpec.from_dict({**base, "batch_tokens": 4096, **fields})
+
+
+@pytest.mark.parametrize("preset", ["tiny", "mini", "small"])
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_parameters_are_counted_exactly_without_building_the_weights(preset, architecture):
+    spec = recipe(model={"preset": preset, "architecture": architecture})
+    planned, _ = model_shape(spec, 54)
+    built = build_model(build_config(ModelSpec(preset=preset, architecture=architecture),
+                                     54, 128, {}), seed=0)  # fmt: skip
+    assert planned == count_parameters(built)
+
+
+def test_flops_are_6nd_plus_the_attention_term():
+    spec = recipe()
+    cost = run_cost(spec, 54, memory=64 * GIB, cuda=False)
+    hidden, layers, _, _ = spec.model.sizes()
+    expected = (6 * cost.parameters + 6 * layers * 128 * hidden) * spec.tokens
+    assert cost.flops == expected and cost.tokens == 65536 // 4096 * 4096
+
+
+@pytest.mark.parametrize("memory_mib", [60, 80, 120, 400, 4096])
+def test_the_micro_batch_is_the_largest_divisor_that_fits(memory_mib):
+    spec = recipe(model={"preset": "small"}, seq_len=256, batch_tokens=256 * 32)
+    memory = memory_mib * 2**20
+    cost = run_cost(spec, 1000, memory=memory, cuda=False)
+    parameters, shape = model_shape(spec, 1000)
+
+    def peak(b):
+        return memory_bytes(parameters["total"], shape, 256, b, False, False)
+
+    assert 32 % cost.micro_batch_size == 0
+    assert cost.memory_bytes == peak(cost.micro_batch_size) <= MEMORY_BUDGET * memory
+    larger = [b for b in (2, 4, 8, 16, 32) if b > cost.micro_batch_size]
+    assert all(peak(b) > MEMORY_BUDGET * memory for b in larger)
+
+
+def test_a_run_that_cannot_fit_is_refused_with_the_knob():
+    spec = recipe(model={"preset": "small"}, seq_len=256, batch_tokens=256 * 32)
+    with pytest.raises(ConfigError, match="lower seq_len or the model size"):
+        run_cost(spec, 1000, memory=2**20, cuda=False)
+    with pytest.raises(ConfigError, match=r"micro_batch_size 32 needs about .* lower micro_batch"):
+        run_cost(recipe(**{**spec.model_dump(), "micro_batch_size": 32}), 1000,
+                 memory=80 * 2**20, cuda=False)  # fmt: skip
+
+
+def test_validate_prints_the_plan_as_json():
+    result = run_cli("experiment", "validate", "examples/quickstart.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["kind"] == "diversity" and plan["plan"][-1].startswith("12 runs")
+    assert plan["run"]["parameters"] == 107_584  # the mini preset on GINC's 54 tokens
+    assert plan["run"]["micro_batch_size"] == 16  # the whole step: it fits
+
+
+PEAK_RSS = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from divlab.train.models import ModelSpec, build_config, build_model
+b = int(sys.argv[1])
+model = build_model(build_config(ModelSpec(preset="small"), 1000, 256, {}), 0)
+optimizer = torch.optim.AdamW(model.parameters())
+x = torch.randint(0, 1000, (b, 256))
+for _ in range(2):
+    model(input_ids=x, labels=x).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_the_activation_estimate_matches_the_measured_growth_of_peak_memory_on_cpu():
+    """Peak RSS of a training step at 8 and at 32 sequences of the small model: the growth
+    is the activations of 24 sequences, which the plan estimates within 30 % (measured
+    here: 547 MB against 514 MB estimated)."""
+
+    def peak(b: int) -> int:
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(b)], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        return int(out.stdout.strip().splitlines()[-1])
+
+    spec = recipe(model={"preset": "small"}, seq_len=256, batch_tokens=256 * 32)
+    parameters, shape = model_shape(spec, 1000)
+    estimated = [memory_bytes(parameters["total"], shape, 256, b, False, False) for b in (8, 32)]
+    growth = peak(32) - peak(8)
+    assert growth == pytest.approx(estimated[1] - estimated[0], rel=0.3)
