@@ -21,8 +21,10 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import transformers.modeling_gguf_pytorch_utils as gguf_utils
+from pydantic import AfterValidator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging
 
@@ -87,6 +89,17 @@ def source_problem(source: str) -> str | None:
         problem = preset_problem(str(source).split(":", 1)[1])
         return problem and f"probe {source!r}: {problem}"
     return None
+
+
+def _checkable_source(source: str) -> str:
+    problem = source_problem(source)
+    if problem:
+        raise ValueError(problem)
+    return source
+
+
+# A probe source in a spec, checked as far as it can be when the spec is parsed.
+ProbeSource = Annotated[str, AfterValidator(_checkable_source)]
 
 
 def load_probe(

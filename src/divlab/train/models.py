@@ -9,10 +9,10 @@ is the rest. FLOPs of a run are ``6 * N * D`` for both N (``train.budget``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
 from divlab.errors import ConfigError
@@ -35,13 +35,24 @@ def preset_problem(preset: str) -> str | None:
     return f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}"
 
 
+def _known_preset(preset: str) -> str:
+    problem = preset_problem(preset)
+    if problem:
+        raise ValueError(problem)
+    return preset
+
+
+# A model preset's name, checked when a spec is parsed.
+PresetName = Annotated[str, AfterValidator(_known_preset)]
+
+
 class ModelSpec(BaseModel):
     """Which decoder to train. ``preset`` sets the sizes; explicit fields override them;
     ``config`` (HF config fields) overrides everything."""
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: str = "tiny"
+    preset: PresetName = "tiny"
     architecture: Literal["llama", "gpt2"] = "llama"
     hidden_size: int | None = Field(None, ge=1)
     num_layers: int | None = Field(None, ge=1)
@@ -50,14 +61,6 @@ class ModelSpec(BaseModel):
     tie_embeddings: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     config: dict[str, Any] | None = None
-
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, preset: str) -> str:
-        problem = preset_problem(preset)
-        if problem:
-            raise ValueError(problem)
-        return preset
 
     def sizes(self) -> tuple[int, int, int, int]:
         if self.preset not in PRESETS:

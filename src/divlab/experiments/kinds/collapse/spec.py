@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from divlab.errors import ConfigError
 from divlab.experiments.kinds.collapse import chains
 from divlab.experiments.spec import CommonSpec, MeasureSpec
-from divlab.measure.probe import source_problem
+from divlab.measure.probe import ProbeSource
 from divlab.specs import Spec
 
 TABLES = {
@@ -105,18 +105,10 @@ class CollapseLMSpec(Spec):
     window: int | None = Field(None, ge=1, description="context per segment (seq_len // 2)")
     tail_quantile: float = Field(0.1, gt=0, lt=1)
     assignment_noise: float = Field(0.01, gt=0, lt=1, description="substitution rate")
-    probe: str = Field("random:tiny", description="the diversity probe (fixed)")
+    probe: ProbeSource = Field("random:tiny", description="the diversity probe (fixed)")
     diversity: MeasureSpec = MeasureSpec(
         n_batches=8, batch_size=16, seq_len=64, bootstrap=200, align2_repeats=1
     )
-
-    @field_validator("probe")
-    @classmethod
-    def _checkable_probe(cls, probe: str) -> str:
-        problem = source_problem(probe)
-        if problem:
-            raise ValueError(problem)
-        return probe
 
     @field_validator("real_fraction")
     @classmethod

@@ -26,9 +26,9 @@ from pydantic import Field, field_validator, model_validator
 from divlab.data.ginc.dataset import ConceptSetSpec, DuplicateSpec, NoiseSpec
 from divlab.experiments.spec import CommonSpec, MeasureSpec
 from divlab.measure.batches import size_problem
-from divlab.measure.probe import source_problem
+from divlab.measure.probe import ProbeSource
 from divlab.specs import Spec
-from divlab.train.models import preset_problem
+from divlab.train.models import PresetName
 
 METRICS = ("loss", "perplexity", "gap", "icl_accuracy", "edit_distance", "token_match")
 
@@ -145,26 +145,10 @@ class ProbeSpec(Spec):
     for ``token_budget`` tokens, then cached), ``random:PRESET`` (a fixed random init),
     or a model folder / ``.gguf`` file / hub name / ``smollm2`` (real text)."""
 
-    source: str = "trained"
-    preset: str = "mini"
+    source: ProbeSource = "trained"
+    preset: PresetName = "mini"
     token_budget: int = Field(400_000, ge=1)
     seed: int = Field(0, ge=0)
-
-    @field_validator("source")
-    @classmethod
-    def _checkable_source(cls, source: str) -> str:
-        problem = source_problem(source)
-        if problem:
-            raise ValueError(problem)
-        return source
-
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, preset: str) -> str:
-        problem = preset_problem(preset)
-        if problem:
-            raise ValueError(problem)
-        return preset
 
 
 class DiversitySpec(CommonSpec):
