@@ -100,10 +100,6 @@ def load(spec_or_folder: str | Path) -> CommonSpec:
     return spec_of_folder(path) if path.is_dir() else load_spec(path)
 
 
-def kind_of(spec: CommonSpec) -> Kind:
-    return get(spec.kind)
-
-
 def kind_of_folder(folder: str | Path) -> Kind:
     """The kind recorded in an experiment folder (``spec.json``, else ``experiment.json``)."""
     for name in ("spec.json", "experiment.json"):
