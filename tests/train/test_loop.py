@@ -58,6 +58,36 @@ def test_the_log_is_read_in_bulk_and_still_whole(one_concept, tmp_path):
         assert summary["final_train_loss"] == rows[-1]["loss"]
 
 
+def test_auto_micro_batches_and_checkpointing_keep_the_losses(one_concept, tmp_path, monkeypatch):
+    """``micro_batch_size: auto`` picks the largest micro-batch the plan fits in the
+    device's memory; with little memory it splits the step, with the losses of one pass
+    (float tolerance); activation checkpointing recomputes the same numbers."""
+    from divlab.train import plan
+
+    def losses(name, **fields):
+        summary = train(tiny_spec(one_concept, token_budget=6 * 512, **fields), tmp_path / name)
+        rows = read_jsonl(tmp_path / name / "train_log.jsonl")
+        return summary, [r["loss"] for r in rows]
+
+    whole, reference = losses("whole", micro_batch_size=None)
+    assert whole["micro_batch_size"] == 8 and whole["attention"] == "sdpa"
+    auto, plenty = losses("auto")  # 24 GiB of RAM: the whole step fits
+    assert auto["micro_batch_size"] == 8 and plenty == reference
+    spec = tiny_spec(one_concept)
+    parameters, shape = plan.model_shape(spec, open_dataset(one_concept).vocab_size)
+    two = plan.memory_bytes(parameters["total"], shape, 64, 2, False, False)
+    # a device whose budget holds two sequences at a time, not four
+    monkeypatch.setattr(plan, "device_memory", lambda device: (int(two / 0.9) + 1, False))
+    small, split = losses("small")
+    assert small["micro_batch_size"] == 2
+    np.testing.assert_allclose(split, reference, rtol=1e-5)
+    checkpointed, recomputed = losses(
+        "checkpointed", micro_batch_size=None, activation_checkpointing=True
+    )
+    assert checkpointed["spec"]["activation_checkpointing"]
+    np.testing.assert_allclose(recomputed, reference, rtol=1e-6)
+
+
 def test_more_tokens_approach_the_oracle(one_concept, tmp_path):
     dataset = open_dataset(one_concept)
     unigram = unigram_loss(dataset.documents("eval"), dataset.documents("train"))

@@ -65,7 +65,9 @@ def test_a_run_that_cannot_fit_is_refused_with_the_knob():
     spec = recipe(model={"preset": "small"}, seq_len=256, batch_tokens=256 * 32)
     with pytest.raises(ConfigError, match="lower seq_len or the model size"):
         run_cost(spec, 1000, memory=2**20, cuda=False)
-    with pytest.raises(ConfigError, match=r"micro_batch_size 32 needs about .* lower micro_batch"):
+    with pytest.raises(
+        ConfigError, match=r"micro_batch_size 32 needs about .* micro_batch_size: auto"
+    ):
         run_cost(recipe(**{**spec.model_dump(), "micro_batch_size": 32}), 1000,
                  memory=80 * 2**20, cuda=False)  # fmt: skip
 

@@ -40,10 +40,20 @@ def train_command(
         int | None, SpecField("batch_tokens"), typer.Option(help="Tokens per optimizer step.")
     ] = None,
     micro_batch_size: Annotated[
-        int | None,
+        str | None,
         SpecField("micro_batch_size"),
-        typer.Option(help="Sequences per forward pass (accumulation)."),
+        typer.Option(
+            help="Sequences per forward pass (accumulation), or auto: the largest that fits "
+            "the device's memory (the default)."
+        ),
     ] = None,
+    activation_checkpointing: Annotated[
+        bool,
+        SpecField("activation_checkpointing"),
+        typer.Option(
+            "--activation-checkpointing", help="Recompute layers in the backward: less memory."
+        ),
+    ] = False,
     lr: Annotated[
         float | None, SpecField("optimizer.lr"), typer.Option(help="Peak learning rate.")
     ] = None,

@@ -183,7 +183,12 @@ class CommonSpec(RecipeSpec):
         }
         # Recipe fields added later enter a run's recipe (and its id) only when set, so
         # the ids of runs of specs that leave them at their defaults stay as they were.
-        for key in ("micro_batch_size", "checkpoint_every_tokens", "compile"):
+        for key in (
+            "micro_batch_size",
+            "activation_checkpointing",
+            "checkpoint_every_tokens",
+            "compile",
+        ):
             if getattr(self, key) != RecipeSpec.model_fields[key].default:
                 recipe[key] = getattr(self, key)
         for key, value in (overrides or {}).items():

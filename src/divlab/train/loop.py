@@ -43,6 +43,7 @@ from divlab.train.checkpoint import (
 )
 from divlab.train.data import PackedSequences
 from divlab.train.models import build_config, build_model, count_parameters, training_flops
+from divlab.train.plan import micro_batch_size
 from divlab.train.spec import TrainSpec
 
 # Steps whose losses are read (one host sync on CUDA) and logged in one write.
@@ -99,12 +100,17 @@ class Run:
 
         self.model = build_model(self.config, spec.seed).to(self.device)
         self.parameters = count_parameters(self.model)
+        if spec.activation_checkpointing:
+            self.model.config.use_cache = False  # no KV cache while training (else a warning)
+            self.model.activation_checkpointing_enable({"use_reentrant": False})
         if spec.init_from:
             self._initialise_from(Path(spec.init_from))
         self.data = PackedSequences(
             self.dataset, spec.split, spec.seq_len, spec.seed, shuffle=spec.shuffle
         )
-        self.optimizer = _adamw(self.model, spec)
+        # auto: the largest that fits this device (the plan), never part of the run's id
+        self.micro = micro_batch_size(spec, self.vocab_size, self.device)
+        self.optimizer = _adamw(self.model, spec, fused=self.device.type == "cuda")
         self.scheduler = _scheduler(self.optimizer, spec)
         self.forward_model = torch.compile(self.model) if spec.compile else self.model
         if (self.out / "checkpoint" / SIDECAR).exists():
@@ -216,8 +222,10 @@ class Run:
 
         spec = self.spec
         per_step = spec.sequences_per_step
-        micro = spec.micro_batch_size or per_step
+        micro = self.micro
         batch = torch.from_numpy(self.data.batch(self.state.step * per_step, per_step))
+        if self.device.type == "cuda":  # page-locked: the copy overlaps the last step's work
+            batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)
         if micro == per_step:  # one forward pass: no scaling, no sum (the common case)
             with autocast(self.device):
@@ -299,6 +307,8 @@ class Run:
             "train_seconds": self.state.train_seconds,
             "tokens_per_second": tokens_per_second,
             "device": str(self.device),
+            "micro_batch_size": self.micro,
+            "attention": self.model.config._attn_implementation,
             **_mfu(self.device, self.parameters, tokens_per_second),
         }
         if (self.out / "curve.jsonl").exists():
@@ -401,7 +411,8 @@ def train(
 # ---- helpers ---------------------------------------------------------------------
 
 
-def _adamw(model, spec: TrainSpec):
+def _adamw(model, spec: TrainSpec, fused: bool = False):
+    """AdamW, decaying matrices only; ``fused`` (one kernel for all parameters) on CUDA."""
 
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
@@ -414,6 +425,7 @@ def _adamw(model, spec: TrainSpec):
         lr=o.lr,
         betas=(o.beta1, o.beta2),
         eps=o.eps,
+        fused=fused or None,
     )
 
 

@@ -109,13 +109,12 @@ def run_cost(
     vocab_size: int,
     memory: int | None = None,
     cuda: bool | None = None,
-    checkpointing: bool = False,
 ) -> RunCost:
     """The cost of one run of ``recipe`` on a vocabulary of ``vocab_size``; ``memory``
     bytes of the device (default: this machine's, see ``device_memory``). The micro-batch
-    is the recipe's, else the largest divisor of the step's sequences whose estimated peak
-    fits ``MEMORY_BUDGET`` of the memory; a run that cannot fit is a ConfigError naming
-    the knobs."""
+    is the recipe's (None: the whole step), or for ``auto`` the largest divisor of the
+    step's sequences whose estimated peak fits ``MEMORY_BUDGET`` of the memory; a run that
+    cannot fit is a ConfigError naming the knobs."""
     if memory is None or cuda is None:
         here, here_cuda = device_memory(recipe.device)
         memory = here if memory is None else memory
@@ -123,27 +122,30 @@ def run_cost(
     parameters, shape = model_shape(recipe, vocab_size)
     budget = int(MEMORY_BUDGET * memory)
     per_step = recipe.sequences_per_step
+    checkpointing = recipe.activation_checkpointing
 
     def peak(micro: int) -> int:
         return memory_bytes(parameters["total"], shape, recipe.seq_len, micro, cuda, checkpointing)
 
-    if recipe.micro_batch_size:
-        micro = recipe.micro_batch_size
-        if peak(micro) > budget:
-            raise ConfigError(
-                f"micro_batch_size {micro} needs about {peak(micro) / 2**30:.1f} GiB, over "
-                f"{MEMORY_BUDGET:.0%} of the device's {memory / 2**30:.1f} GiB; lower "
-                "micro_batch_size (or leave it out: the largest that fits is chosen)"
-            )
-    else:
+    if recipe.micro_batch_size == "auto":
         fitting = [b for b in range(1, per_step + 1) if per_step % b == 0 and peak(b) <= budget]
         if not fitting:
             raise ConfigError(
                 f"one sequence of {recipe.seq_len} tokens on the {recipe.model.preset} model "
                 f"needs about {peak(1) / 2**30:.1f} GiB, over {MEMORY_BUDGET:.0%} of the "
                 f"device's {memory / 2**30:.1f} GiB; lower seq_len or the model size"
+                + ("" if checkpointing else ", or set activation_checkpointing: true")
             )
         micro = max(fitting)
+    else:
+        micro = recipe.micro_batch_size or per_step
+        if peak(micro) > budget:
+            raise ConfigError(
+                f"micro_batch_size {micro} needs about {peak(micro) / 2**30:.1f} GiB, over "
+                f"{MEMORY_BUDGET:.0%} of the device's {memory / 2**30:.1f} GiB; set "
+                "micro_batch_size: auto (the largest that fits) or lower it"
+                + ("" if checkpointing else ", or set activation_checkpointing: true")
+            )
     attention = 6 * shape["layers"] * recipe.seq_len * shape["hidden"]
     return RunCost(
         parameters=parameters["total"],
@@ -155,3 +157,13 @@ def run_cost(
         memory_budget_bytes=budget,
         disk_bytes=(4 + 12) * parameters["total"],
     )
+
+
+def micro_batch_size(recipe: RecipeSpec, vocab_size: int, device: torch.device) -> int:
+    """The micro-batch a run of ``recipe`` uses on ``device`` (its own memory)."""
+    if recipe.micro_batch_size != "auto":
+        return recipe.micro_batch_size or recipe.sequences_per_step
+    if device.type == "cuda":
+        memory = torch.cuda.get_device_properties(device).total_memory
+        return run_cost(recipe, vocab_size, memory, cuda=True).micro_batch_size
+    return run_cost(recipe, vocab_size, device_memory("cpu")[0], cuda=False).micro_batch_size

@@ -38,8 +38,14 @@ class RecipeSpec(Spec):
     token_budget: int = Field(..., ge=1, description="training tokens (inputs) of the run")
     seq_len: int = Field(128, ge=2)
     batch_tokens: int = Field(4096, ge=2, description="tokens per optimizer step")
-    micro_batch_size: int | None = Field(
-        None, ge=1, description="sequences per forward pass (gradient accumulation)"
+    micro_batch_size: int | Literal["auto"] | None = Field(
+        "auto",
+        description="sequences per forward pass (gradient accumulation): auto, the largest "
+        "that fits the device (divlab.train.plan; chosen on the machine that trains, so it "
+        "never enters a run id); None, the whole step in one pass",
+    )
+    activation_checkpointing: bool = Field(
+        False, description="recompute each layer in the backward pass: less memory, ~1/3 slower"
     )
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
@@ -54,7 +60,10 @@ class RecipeSpec(Spec):
             raise ValueError(
                 f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len ({self.seq_len})"
             )
-        if self.micro_batch_size and self.sequences_per_step % self.micro_batch_size:
+        micro = self.micro_batch_size
+        if isinstance(micro, int) and micro < 1:
+            raise ValueError(f"micro_batch_size must be >= 1 or auto, not {micro}")
+        if isinstance(micro, int) and self.sequences_per_step % micro:
             raise ValueError(
                 f"micro_batch_size ({self.micro_batch_size}) must divide the "
                 f"{self.sequences_per_step} sequences of a step"
