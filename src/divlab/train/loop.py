@@ -69,6 +69,13 @@ class Callback:
 
     def on_step(self, run: Run) -> None: ...
 
+    def on_log(self, run: Run, rows: list[dict]) -> None:
+        """Rows just appended to ``train_log.jsonl`` (every ``LOG_EVERY`` steps: read
+        them here rather than the loss of each step, which would sync the device)."""
+
+    def on_eval(self, run: Run, row: dict) -> None:
+        """A row just appended to ``curve.jsonl``."""
+
     def on_end(self, run: Run) -> None: ...
 
 
@@ -94,6 +101,7 @@ class Run:
         self.device = resolve_device(spec.device)
         self.state = TrainState()
         self._pending: list[tuple] = []  # (step, tokens, loss on the device, lr) not yet read
+        self.callbacks: list[Callback] = []
         self.finished = self._prepare_folder(overwrite)
         if self.finished:
             return
@@ -253,6 +261,7 @@ class Run:
         if self.finished:
             return read_json(self.out / "run.json")
         self.model.train()
+        self.callbacks = list(callbacks)
         for callback in callbacks:
             callback.on_start(self)
         while self.state.step < self.spec.steps:
@@ -290,6 +299,8 @@ class Run:
             rows.append({"step": step, "tokens": tokens, "loss": loss, "lr": lr})
         _append_jsonl(self.out / "train_log.jsonl", *rows)
         self._pending.clear()
+        for callback in self.callbacks:
+            callback.on_log(self, rows)
 
     def _finish(self, callbacks: list[Callback]) -> dict:
         self.flush()
@@ -347,6 +358,8 @@ class LearningCurve(Callback):
         run.state.last_eval = result
         row = {"step": run.state.step, "tokens": run.state.tokens, **result}
         _append_jsonl(run.out / "curve.jsonl", row)
+        for callback in run.callbacks:
+            callback.on_eval(run, row)
 
 
 class Checkpointing(Callback):
