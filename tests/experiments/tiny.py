@@ -85,3 +85,29 @@ class InProcess(Executor):
         for payload in payloads:
             self.ran.append(payload.run_id)
             on_result(execute_run(dataclasses.replace(payload, threads=None)))
+
+
+def assert_plan_matches(spec, out) -> dict:
+    """The cost plan (``divlab.experiments.cost``) counts the runs the experiment trained
+    (``runs/*/run.json``; a trained diversity probe has its own folder) and the tokens of
+    the data sets it generated, within rounding."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from divlab import experiments
+
+    plan = experiments.cost(spec, rate=False)
+    trained = len(list(Path(out).glob("runs/*/run.json")))
+    trained += len(list(Path(out).glob("probe/model/run.json")))
+    assert plan["total"]["runs"] == trained
+    tokens = 0
+    for split in [*Path(out).glob("**/train.parquet"), *Path(out).glob("**/eval.parquet")]:
+        if "tokens" in pq.read_schema(split).names:
+            column = pq.read_table(split, columns=["tokens"]).column("tokens")
+            tokens += sum(len(t) for t in column.to_pylist())
+    # documents are whole (counts rounded up); pools and copies are planned at their size
+    assert (
+        0.8 * plan["total"]["generated_tokens"] <= tokens <= 1.1 * plan["total"]["generated_tokens"]
+    )
+    return plan

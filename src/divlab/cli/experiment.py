@@ -57,34 +57,43 @@ def experiment_run(
 def experiment_validate(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            help="Plan for one GPU per run of this model (H100, H200, A100, A100-40GB, L40S, "
+            "A10, L4) instead of this machine; skips this machine's checks."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Experiment folder, for the disk check.")
+    ] = None,
 ) -> None:
-    """Check a spec (fields, plan, fairness, inputs, this machine) and print its plan in
-    words and the planned cost of one run; no compute."""
+    """Check a spec (fields, plan, fairness, inputs, this machine's memory and disk) and
+    print its plan in words and its cost: per group of runs and in total, parameters,
+    tokens, epochs, FLOPs, time, peak memory at the micro-batch it will use, disk. The
+    only compute is about a second of training steps that measures this CPU's rate."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab import experiments
+    from divlab.experiments import plan as planning
 
     loaded = experiments.load_spec(spec)
-    loaded.check_machine()
+    if gpu is None:
+        loaded.check_machine()
     lines = experiments.get(loaded.kind).describe(loaded)
-    cost = loaded.run_cost()
+    cost = experiments.cost(loaded, gpu)
+    if cost is not None and gpu is None:
+        planning.check_disk(cost["total"], out or Path("runs") / loaded.name)
     if as_json:
-        plan = {"kind": loaded.kind, "plan": lines, "run": cost and cost.as_dict()}
-        print(json.dumps(plan, indent=2))
+        print(json.dumps({"kind": loaded.kind, "plan": lines, "cost": cost}, indent=2))
         return
     for line in lines:
         console.print(line, highlight=False)
     if cost is None:
         console.print("cost: planned once the tokenizer's vocabulary is known", highlight=False)
         return
-    gib = 2**30
-    console.print(
-        f"one run of the spec's recipe: {cost.parameters:,} parameters "
-        f"({cost.parameters_non_embedding:,} non-embedding), {cost.tokens:,} tokens, "
-        f"{cost.flops:.3g} FLOPs; peak memory about {cost.memory_bytes / gib:.2f} GiB at "
-        f"micro-batch {cost.micro_batch_size} (budget {cost.memory_budget_bytes / gib:.1f} "
-        f"GiB); disk about {cost.disk_bytes / gib:.2f} GiB",
-        highlight=False,
-    )
+    console.print("[bold]cost[/]")
+    for line in planning.as_words(cost):
+        console.print(f"  {line}", highlight=False)
 
 
 def results_command(

@@ -31,6 +31,8 @@ from pathlib import Path
 import pandas as pd
 
 from divlab.errors import DataError
+from divlab.experiments import plan as planning
+from divlab.experiments.plan import RunGroup, Workload
 from divlab.experiments.registry import (
     Kind,
     get,
@@ -42,12 +44,43 @@ from divlab.experiments.registry import (
 )
 from divlab.experiments.report import build_report
 from divlab.experiments.spec import CommonSpec
+from divlab.train.plan import gpu_target, here_target
+
+
+def cost(spec: CommonSpec, gpu: str | None = None, rate: bool = True) -> dict | None:
+    """The experiment's cost plan (``divlab.experiments.plan``) on this machine, or on
+    one ``gpu`` of ``divlab.train.plan.GPUS`` per run; ``rate``: measure this CPU's rate
+    for the time estimate (about a second). None where the vocabulary is not known yet
+    (a tokenizer file: known once the data is prepared). A run that cannot fit the
+    device's memory is a ConfigError naming the knob."""
+    vocab = spec.vocab_size()
+    if vocab is None:
+        return None
+    target = gpu_target(gpu) if gpu else here_target(spec, rate)
+    kind = get(spec.kind)
+    if kind.workload is not None:
+        workload = kind.workload(spec)
+    else:
+        label = f"one run of the recipe (kind {spec.kind} declares no workload)"
+        workload = Workload((RunGroup(label, 1, spec.token_budget),))
+    return planning.plan(spec, workload, target)
+
+
+def check(spec: CommonSpec, out) -> dict | None:
+    """Everything about this machine a run of ``spec`` into folder ``out`` needs, checked
+    before any compute: CUDA where asked, memory for every run, disk for the data and
+    checkpoints. Returns the plan (without a time estimate)."""
+    spec.check_machine()
+    result = cost(spec, rate=False)
+    if result is not None:
+        planning.check_disk(result["total"], Path(out))
+    return result
 
 
 def run(spec: CommonSpec, out, **options) -> dict:
     """Run (or resume) the experiment ``spec`` of any kind in folder ``out`` (what it
-    asks of this machine is checked first)."""
-    spec.check_machine()
+    asks of this machine is checked first: ``check``)."""
+    check(spec, out)
     return get(spec.kind).run(spec, out, **options)
 
 
@@ -72,6 +105,8 @@ __all__ = [
     "CommonSpec",
     "Kind",
     "build_report",
+    "check",
+    "cost",
     "get",
     "load",
     "load_results",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from divlab.errors import ConfigError, DataError
+from divlab.experiments.plan import Workload
 from divlab.experiments.spec import CommonSpec
 from divlab.io import load_yaml, read_json
 
@@ -42,7 +43,9 @@ class Kind:
       numbers; figures go to ``out/figures``;
     * ``tables``: the Parquet tables (file names) it writes into the experiment folder;
     * ``collect(folder) -> dict``: rebuild those tables from the run folders
-      (``divlab results``); None where the kind writes them as it runs.
+      (``divlab results``); None where the kind writes them as it runs;
+    * ``workload(spec) -> Workload``: its runs, generated data and measurements, for the
+      cost plan (``divlab.experiments.plan``); None: only one run of the recipe is costed.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Kind:
     report: Callable[[Path, Path], tuple[Sections, dict]]
     tables: tuple[str, ...]
     collect: Callable[[Path], dict] | None = None
+    workload: Callable[[CommonSpec], Workload] | None = None
 
 
 def register(name: str, module: str) -> None:

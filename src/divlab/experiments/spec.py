@@ -20,7 +20,6 @@ from divlab.experiments.runs import PER_RUN_FIELDS
 from divlab.measure import DiversitySettings
 from divlab.specs import Spec
 from divlab.train.models import ModelSpec
-from divlab.train.plan import RunCost, run_cost
 from divlab.train.spec import OptimizerSpec, RecipeSpec
 
 
@@ -147,22 +146,15 @@ class CommonSpec(RecipeSpec):
             return int(self.tokenizer[4:])
         return None  # a tokenizer file: known once the data is prepared
 
-    def run_cost(self) -> RunCost | None:
-        """The planned cost of one run of the spec's recipe on this machine (see
-        ``divlab.train.plan``); None where the vocabulary is not known yet."""
-        vocab = self.vocab_size()
-        return None if vocab is None else run_cost(self, vocab)
-
     def check_machine(self) -> None:
         """What the spec asks of this machine, checked before any compute (not when the
         spec is parsed: a folder run on a GPU machine is read on others): a CUDA device
-        when ``device: cuda``, and a run that fits the device's memory."""
+        when ``device: cuda``. Memory and disk: ``divlab.experiments.check``."""
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError(
                 "device: cuda, but this machine has no CUDA device; use device: auto (CUDA "
                 "when present, else CPU) or run it on a GPU machine"
             )
-        self.run_cost()  # a run that cannot fit the device's memory is refused here
 
     def train_recipe(self, overrides: dict | None = None) -> dict:
         """The TrainSpec fields every run of the experiment shares (a run adds its data

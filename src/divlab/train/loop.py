@@ -43,13 +43,13 @@ from divlab.train.checkpoint import (
 )
 from divlab.train.data import PackedSequences
 from divlab.train.models import build_config, build_model, count_parameters, training_flops
-from divlab.train.plan import micro_batch_size
+from divlab.train.plan import GPUS, micro_batch_size
 from divlab.train.spec import TrainSpec
 
 # Steps whose losses are read (one host sync on CUDA) and logged in one write.
 LOG_EVERY = 32
-# Peak dense bf16 FLOP/s of common accelerators, for MFU.
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+# Peak dense bf16 FLOP/s of common accelerators (the plan's table), for MFU.
+PEAK_BF16_FLOPS = {name: gpu.peak_bf16_flops for name, gpu in GPUS.items()}
 
 
 @dataclass

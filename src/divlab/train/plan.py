@@ -15,13 +15,19 @@ no weights). The rest are estimates, stated with their sources:
     "Reducing Activation Recomputation in Large Transformer Models", eq. 1 without
     dropout masks): ``s b h (34 + 5 a s / h)`` bytes at 16 bits (bf16 autocast on CUDA),
     twice that in float32 (CPU); with activation checkpointing only each layer's input
-    (``2 s b h`` at 16 bits) plus one layer recomputed in full;
+    (``2 s b h`` at 16 bits) plus one layer recomputed in full (on CPU also the gradient
+    of its attention scores, ``4 a s^2 b`` bytes: measured 305 MB against 292 MB
+    estimated for the small preset at 32 x 256 tokens, 258 MB without that term);
   - the logits, their softmax and its gradient in float32: ``12 s b V``.
 
   The attention term ``5 a s / h`` counts the scores, which SDPA's math kernel keeps on
   CPU (the CPU test pins the estimate to measured peak memory within 30 %); on CUDA
   SDPA's fused kernels keep no scores, so the term is left out there (not yet measured
   on a GPU).
+* Time: FLOPs over an achieved rate. On CPU the rate is measured (``measured_rate``: a
+  few training steps of the recipe's model, on random tokens, with this process's
+  threads); on a named GPU it is ``ASSUMED_MFU`` of the GPU's dense bf16 peak (``GPUS``),
+  an assumption until ``bench/gpu_check.py`` measures it there.
 * Disk: the data sets' tokens as uint16 (an upper bound: the files are compressed), and
   per run the final model (4 bytes per parameter) plus, while it trains, one resumable
   checkpoint (weights and AdamW state: 12 bytes per parameter).
@@ -29,7 +35,10 @@ no weights). The rest are estimates, stated with their sources:
 
 from __future__ import annotations
 
+import functools
 import os
+import statistics
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -41,6 +50,54 @@ from divlab.train.spec import RecipeSpec
 
 OPTIMIZER_BYTES_PER_PARAMETER = 16  # float32 weights, gradients, AdamW m and v
 MEMORY_BUDGET = 0.9  # share of the device's memory a run may plan to use
+ASSUMED_MFU = 0.4  # model FLOPs utilisation assumed on a named GPU (issue 15's target)
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Gpu:
+    memory_bytes: int
+    peak_bf16_flops: float  # dense, per second (the vendors' data sheets)
+
+
+GPUS = {
+    "H200": Gpu(141 * 10**9, 989e12),
+    "H100": Gpu(80 * GIB, 989e12),
+    "A100": Gpu(80 * GIB, 312e12),
+    "A100-40GB": Gpu(40 * GIB, 312e12),
+    "L40S": Gpu(48 * GIB, 362e12),
+    "A10": Gpu(24 * GIB, 125e12),
+    "L4": Gpu(24 * GIB, 121e12),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The device a plan is costed on: its memory and the rate runs achieve there."""
+
+    name: str
+    memory_bytes: int
+    cuda: bool
+    flops_per_second: float | None  # achieved (None: measured per model, or not known)
+    rate_source: str  # how the rate was found, printed beside the time
+    measured: bool = False  # this CPU: the rate of each model is measured (measured_rate)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def rate(self, recipe: RecipeSpec, vocab_size: int) -> float | None:
+        """FLOP/s a run of ``recipe`` achieves here (None: no time estimate)."""
+        if self.measured:
+            return measured_rate(recipe, vocab_size)
+        return self.flops_per_second
+
+
+def gpu_target(name: str) -> Target:
+    """A named GPU (``GPUS``), one per run, at ``ASSUMED_MFU`` of its bf16 peak."""
+    key = next((k for k in GPUS if k.lower() == name.lower()), None)
+    if key is None:
+        raise ConfigError(f"unknown GPU {name!r}; choose from {', '.join(GPUS)}")
+    return Target(key, GPUS[key].memory_bytes, True, *_assumed(key))
 
 
 @dataclass(frozen=True)
@@ -84,6 +141,8 @@ def activation_bytes(shape: dict, seq_len: int, micro: int, cuda: bool, checkpoi
     per_layer = s * b * h * (34 + scores) * width
     if checkpointing:
         layers = 2 * s * b * h * width * shape["layers"] + per_layer
+        if not cuda:  # the recomputed layer's backward also holds its scores' gradient
+            layers += 4 * a * s * s * b
     else:
         layers = per_layer * shape["layers"]
     return int(layers + 12 * s * b * shape["vocab"])
@@ -167,3 +226,76 @@ def micro_batch_size(recipe: RecipeSpec, vocab_size: int, device: torch.device) 
         memory = torch.cuda.get_device_properties(device).total_memory
         return run_cost(recipe, vocab_size, memory, cuda=True).micro_batch_size
     return run_cost(recipe, vocab_size, device_memory("cpu")[0], cuda=False).micro_batch_size
+
+
+def flops_per_token(parameters: int, shape: dict, seq_len: int) -> int:
+    """Training FLOPs per token: ``6 N + 6 L s h`` (see the module docstring)."""
+    return 6 * parameters + 6 * shape["layers"] * seq_len * shape["hidden"]
+
+
+CALIBRATION_SECONDS = 1.0  # how long ``measured_rate`` times steps (after one warm-up step)
+CALIBRATION_TOKENS = 2048  # tokens per timed step, at most
+
+
+@functools.lru_cache(maxsize=16)
+def _measured_rate(model_json: str, vocab_size: int, seq_len: int) -> float:
+    from divlab.train.models import ModelSpec, build_model
+
+    model_spec = ModelSpec.model_validate_json(model_json)
+    config = build_config(model_spec, vocab_size, seq_len, {})
+    model = build_model(config, 0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    parameters = count_parameters(model)["total"]
+    hidden, layers, _, _ = model_spec.sizes()
+    shape = {"layers": layers, "hidden": hidden}
+    rows = max(1, CALIBRATION_TOKENS // seq_len)
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randint(0, vocab_size, (rows, seq_len), generator=generator)
+
+    def step() -> None:
+        model(input_ids=batch, labels=batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # warm-up: allocations, kernels chosen
+    times, started = [], time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - started < CALIBRATION_SECONDS:
+        begin = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - begin)
+    # the median step: a shared machine's stalls move it less than the mean
+    return flops_per_token(parameters, shape, seq_len) * rows * seq_len / statistics.median(times)
+
+
+def measured_rate(recipe: RecipeSpec, vocab_size: int) -> float:
+    """Training FLOP/s this process achieves on CPU for the recipe's model: a warm-up and
+    then at least three and about ``CALIBRATION_SECONDS`` of AdamW steps on random tokens
+    (their median), in float32 with the current torch threads (a run on a worker with
+    fewer threads is slower; a busy machine slower still). The sequence
+    length is the recipe's up to 512 tokens (longer ones are costed at that rate)."""
+    seq_len = min(recipe.seq_len, 512)
+    return _measured_rate(recipe.model.model_dump_json(), vocab_size, seq_len)
+
+
+def here_target(recipe: RecipeSpec, rate: bool = True) -> Target:
+    """This machine as a plan's target: its first GPU (at ``ASSUMED_MFU`` of a known
+    model's peak) or its CPU (each model's rate measured, unless ``rate`` is False)."""
+    memory, cuda = device_memory(recipe.device)
+    if cuda:
+        name = torch.cuda.get_device_name(0)
+        key = next((k for k in GPUS if k in name), None)
+        if key is None:
+            return Target(name, memory, True, None, "no peak FLOP/s known for this GPU")
+        return Target(name, memory, True, *_assumed(key))
+    if not rate:
+        return Target("cpu", memory, False, None, "not measured")
+    threads = torch.get_num_threads()
+    return Target("cpu", memory, False, None, f"measured here, {threads} torch threads", True)
+
+
+def _assumed(key: str) -> tuple[float, str]:
+    peak = GPUS[key].peak_bf16_flops
+    return (
+        ASSUMED_MFU * peak,
+        f"assumed {ASSUMED_MFU:.0%} MFU of the {key}'s {peak / 1e12:.0f} TFLOP/s bf16 peak",
+    )

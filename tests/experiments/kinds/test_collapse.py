@@ -17,7 +17,7 @@ from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.collapse import chains
 from divlab.experiments.kinds.collapse import run as collapse
 from divlab.experiments.kinds.collapse.spec import n_documents
-from tests.experiments.tiny import InProcess, tiny_kind_spec
+from tests.experiments.tiny import InProcess, assert_plan_matches, tiny_kind_spec
 
 TOLERANCE = 4.0  # standard errors
 
@@ -179,6 +179,7 @@ def recursion(tmp_path_factory):
     out = tmp_path_factory.mktemp("collapse") / "tiny"
     executor = InProcess()
     result = collapse.run(spec, out, executor=executor, progress=False)
+    assert_plan_matches(spec, out)
     return spec, out, result, executor
 
 

@@ -14,7 +14,7 @@ from divlab.experiments import domains as dom
 from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.curriculum import run as cur
 from divlab.io import read_json
-from tests.experiments.tiny import InProcess, tiny_kind_spec
+from tests.experiments.tiny import InProcess, assert_plan_matches, tiny_kind_spec
 
 DOMAINS = [{"name": "a", "concepts": [0, 1]}, {"name": "b", "concepts": [2, 3]}]
 
@@ -108,6 +108,7 @@ def test_tiny_curriculum_same_documents_and_per_concept_speed(tmp_path):
     out = tmp_path / "curriculum"
     result = cur.run(spec, out, executor=InProcess(), progress=False)
     assert result["trained"] == 2
+    assert_plan_matches(spec, out)
 
     sets = sorted((out / "data").glob("order-*"))
     assert len(sets) == 2

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from divlab.cli import app
 from divlab.experiments.kinds.diversity.run import run_experiment
 from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
+from tests.experiments.tiny import assert_plan_matches
 
 from ..tiny import tiny_spec, write_spec
 
@@ -49,6 +50,9 @@ def _table(folder: Path) -> pd.DataFrame:
 
 
 def test_tiny_experiment_writes_a_table_equal_to_the_per_run_records(tiny_experiment):
+    from divlab.experiments.registry import spec_of_folder
+
+    assert_plan_matches(spec_of_folder(tiny_experiment[0]), tiny_experiment[0])
     out, result = tiny_experiment
     table = _table(out)
     assert result["finished"] == result["runs"] == len(table) == 6

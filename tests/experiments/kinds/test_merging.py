@@ -27,6 +27,7 @@ from divlab.experiments.kinds.merging.spec import (
     trained_mixtures,
 )
 from divlab.train.merging import average_checkpoints
+from tests.experiments.tiny import assert_plan_matches
 
 from ..tiny import InProcess, tiny_spec
 
@@ -292,6 +293,7 @@ def test_tiny_merging_experiment_runs_reports_and_resumes(tmp_path):
     out = tmp_path / "exp"
     result = module.run(spec, out, executor=InProcess(), progress=False)
     assert result["ran_now"] == result["runs"] == 1 + 3 + 3
+    assert_plan_matches(spec, out)
     assert result["merged_now"] == 4 and result["evaluated_now"] == 1 + 3 + 4 + 3
 
     table = pd.read_parquet(out / "merging.parquet")

@@ -13,7 +13,7 @@ from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.mixtures import regress as mix
 from divlab.experiments.kinds.mixtures import run as mix_run
 from divlab.io import read_json
-from tests.experiments.tiny import InProcess, tiny_kind_spec
+from tests.experiments.tiny import InProcess, assert_plan_matches, tiny_kind_spec
 
 DOMAINS = [
     {"name": "a", "concepts": [0]},
@@ -155,6 +155,7 @@ def test_tiny_sweep_runs_writes_tables_and_report_and_resumes(tmp_path):
     out = tmp_path / "sweep"
     result = mix_run.run(spec, out, executor=executor, progress=False)
     assert result["trained"] == (4 + 2) * len(spec.seeds)
+    assert_plan_matches(spec, out)
     table = pd.read_parquet(out / "mixtures.parquet")
     assert sorted(table.role.unique()) == ["predicted", "proxy", "uniform"]
     assert len(table) == 6

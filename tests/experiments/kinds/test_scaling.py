@@ -13,7 +13,7 @@ from divlab.errors import ConfigError, DataError
 from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.scaling import laws
 from divlab.experiments.kinds.scaling.spec import ScalingExperimentSpec as SPEC
-from tests.experiments.tiny import InProcess, tiny_kind_spec
+from tests.experiments.tiny import InProcess, assert_plan_matches, tiny_kind_spec
 
 PLANTED_DATA = {"E": 1.5, "B": 20.0, "beta": 0.4}
 PLANTED_JOINT = {"E": 1.2, "A": 300.0, "alpha": 0.35, "B": 400.0, "beta": 0.3}
@@ -126,6 +126,7 @@ def test_tiny_scaling_experiment_end_to_end(tmp_path):
     executor = InProcess()
     result = module.run(spec, tmp_path / "exp", executor=executor, progress=False)
     folder = tmp_path / "exp"
+    assert_plan_matches(spec, folder)
     runs = pd.read_parquet(folder / "scaling.parquet")
     assert sorted(runs["D"]) == [1024, 2048, 4096, 8192]
     assert (runs["N"] > 0).all() and runs["N"].nunique() == 1

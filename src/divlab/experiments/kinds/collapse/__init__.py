@@ -67,6 +67,7 @@ KIND = Kind(
     spec=CollapseExperimentSpec,
     run=run.run,
     describe=run.describe,
+    workload=run.workload,
     report=report.sections,
     tables=tuple(TABLES.values()),
 )

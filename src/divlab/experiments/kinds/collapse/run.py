@@ -27,6 +27,7 @@ from divlab.experiments.kinds.collapse.spec import (
     n_documents,
     window,
 )
+from divlab.experiments.plan import RunGroup, Workload, eval_tokens, probe_model
 from divlab.experiments.runs import run_payload
 from divlab.io import read_json, write_json, write_table
 from divlab.measure import diversity_coefficient, load_probe
@@ -71,6 +72,31 @@ def describe(spec: CollapseExperimentSpec) -> list[str]:
             f"by {how}, prompt {lm.prompt_tokens or '<eos>'}",
         ]
     return lines
+
+
+def workload(spec: CollapseExperimentSpec) -> Workload:
+    """The LM recursion's runs (the analytic chains cost nothing worth planning)."""
+    lm = spec.collapse.lm
+    if lm is None:
+        return Workload(())
+    corpus = n_documents(spec) * spec.training_data.doc_length
+    later = (lm.generations - 1) * len(lm.real_fraction) * len(spec.seeds)
+    groups = [RunGroup("generation 0", len(spec.seeds), spec.token_budget, corpus)]
+    if later:
+        groups.append(RunGroup("generations 1+", later, spec.token_budget, corpus))
+    d = lm.diversity
+    measured = (1 + later) if d.enabled else 0
+    return Workload(
+        tuple(groups),
+        eval_tokens(spec) + (1 + later) * corpus,
+        measured,
+        measured * d.n_batches * d.batch_size * d.seq_len,
+        probe_model(lm.probe),
+        notes=(
+            f"not costed: sampling the {later} synthetic corpora of {corpus:,} tokens from "
+            "the models (one forward pass per generated token with the KV cache)",
+        ),
+    )
 
 
 def _sizes_text(sizes: list[int]) -> str:

@@ -33,6 +33,7 @@ KIND = Kind(
     spec=CurriculumExperimentSpec,
     run=run.run,
     describe=run.describe,
+    workload=run.workload,
     report=report.sections,
     tables=("curriculum.parquet", "curriculum_curves.parquet"),
 )

@@ -20,6 +20,7 @@ from divlab.experiments.kinds.curriculum.spec import (
     CurriculumSection,
     OrderingSpec,
 )
+from divlab.experiments.plan import RunGroup, Workload, eval_tokens
 from divlab.experiments.runs import run_payload
 from divlab.io import write_json, write_table
 from divlab.train.loop import load_curve
@@ -96,6 +97,14 @@ def describe(spec: CurriculumExperimentSpec) -> list[str]:
         f"of {spec.token_budget} tokens; reference arm {c.reference}"
     )
     return lines
+
+
+def workload(spec: CurriculumExperimentSpec) -> Workload:
+    """One run per ordering and seed, one pass over the same documents."""
+    c = spec.curriculum
+    data = n_documents(spec) * spec.training_data.doc_length
+    runs = RunGroup("orderings", len(c.orderings) * len(spec.seeds), spec.token_budget, data)
+    return Workload((runs,), eval_tokens(spec) + (len(c.domains) + 1 + len(c.orderings)) * data)
 
 
 def run(

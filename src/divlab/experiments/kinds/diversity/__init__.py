@@ -26,6 +26,7 @@ KIND = Kind(
     spec=DiversitySpec,
     run=run.run_experiment,
     describe=run.describe,
+    workload=run.workload,
     report=report.sections,
     tables=("results.parquet", "curves.parquet"),
     collect=run.collect,

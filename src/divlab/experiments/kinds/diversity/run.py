@@ -30,6 +30,7 @@ from divlab.experiments.kinds.diversity.spec import (
     PerplexityCuration,
     SemDedupCuration,
 )
+from divlab.experiments.plan import RunGroup, Workload, eval_tokens, probe_model
 from divlab.experiments.runs import RunPayload, is_complete, torch_threads
 from divlab.io import read_json, write_json
 from divlab.measure import alignment, diversity_coefficient, load_probe, probe_documents
@@ -363,6 +364,42 @@ def check_inputs(spec: DiversitySpec) -> None:
     tokenizer = spec.tokenizer
     if tokenizer and not tokenizer.startswith("bpe:") and not Path(tokenizer).exists():
         raise DataError(f"tokenizer {tokenizer} does not exist (give a path, or bpe:N)")
+
+
+def workload(spec: DiversitySpec) -> Workload:
+    """Every condition's runs (and the probe's training), the GINC data, the measurements."""
+    conditions = planning.conditions(spec)
+    groups, generated = [], eval_tokens(spec)
+    probe = spec.probe
+    if probe.source == "trained":
+        groups.append(RunGroup("probe", 1, probe.token_budget, probe.token_budget,
+                               {"preset": probe.preset}))  # fmt: skip
+        generated += 0 if spec.is_text else probe.token_budget
+    for c in conditions:
+        data = None if c.is_text else c.data["splits"]["train"]["n_tokens"]
+        budget = c.train_overrides.get("token_budget", spec.token_budget)
+        groups.append(RunGroup(c.name, len(spec.seeds), budget, data))
+        generated += data or 0
+    measured = 0
+    if spec.diversity.enabled:  # each condition, the noise floor, the eval set (alignment)
+        floor = planning.noise_floor_condition(spec)
+        measured = len(conditions) + 1 + (floor is not None and floor.name not in
+                                          {c.name for c in conditions})  # fmt: skip
+    d = spec.diversity
+    notes = ()
+    if measured and d.finetune_epochs:
+        notes = (
+            f"not costed: the probe head's {d.finetune_epochs}-epoch fine-tune per batch "
+            "(about that many more forward-backward passes of the head)",
+        )
+    return Workload(
+        tuple(groups),
+        generated,
+        measured,
+        measured * d.n_batches * d.batch_size * d.seq_len,
+        probe_model(probe.source, probe.preset),
+        notes,
+    )
 
 
 def describe(spec: DiversitySpec) -> list[str]:

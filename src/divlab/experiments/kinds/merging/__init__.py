@@ -44,6 +44,7 @@ KIND = Kind(
     spec=MergingExperimentSpec,
     run=run.run,
     describe=run.describe,
+    workload=run.workload,
     report=report.sections,
     tables=("merging.parquet", "merging_models.parquet"),
 )

@@ -22,6 +22,7 @@ from divlab.experiments.kinds.merging.spec import (
     candidate_mixtures,
     trained_mixtures,
 )
+from divlab.experiments.plan import RunGroup, Workload, eval_tokens
 from divlab.experiments.runs import RunPayload, run_payload, torch_threads
 from divlab.io import read_json, write_json, write_table
 from divlab.train.checkpoint import SIDECAR
@@ -87,6 +88,24 @@ def describe(spec: MergingExperimentSpec) -> list[str]:
         f"({len(spec.seeds)} seed(s)), {len(mixtures) * len(spec.seeds)} merges",
     ]
     return lines
+
+
+def workload(spec: MergingExperimentSpec) -> Workload:
+    """The seed runs, the partition runs from them and the trained mixtures."""
+    groups = partitions(spec)
+    seed_tokens, partition_tokens = budgets(spec)
+    n_tokens, n_seeds = spec.training_data.n_tokens, len(spec.seeds)
+    runs = [
+        RunGroup("seed model", n_seeds, seed_tokens, n_tokens),
+        RunGroup("partitions", len(groups) * n_seeds, partition_tokens, n_tokens),
+    ]
+    trained = trained_mixtures(spec.merging)
+    for size in sorted({len(m) for m in trained}):
+        count = sum(len(m) == size for m in trained) * n_seeds
+        runs.append(RunGroup(f"mixtures of {size}", count, size * partition_tokens,
+                             size * n_tokens))  # fmt: skip
+    unions = sum(len(m) for m in trained) * n_tokens
+    return Workload(tuple(runs), (1 + len(groups)) * (n_tokens + eval_tokens(spec)) + unions)
 
 
 # ---- data ---------------------------------------------------------------------------------

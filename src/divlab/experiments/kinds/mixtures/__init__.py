@@ -36,6 +36,7 @@ KIND = Kind(
     spec=MixturesExperimentSpec,
     run=run.run,
     describe=run.describe,
+    workload=run.workload,
     report=report.sections,
     tables=("mixtures.parquet",),
 )

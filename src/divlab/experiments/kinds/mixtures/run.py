@@ -26,6 +26,7 @@ from divlab.experiments.kinds.mixtures.spec import (
     MixturesExperimentSpec,
     MixturesSection,
 )
+from divlab.experiments.plan import RunGroup, Workload, eval_tokens
 from divlab.experiments.runs import RunPayload, RunRecord, run_payload
 from divlab.io import read_json, write_json, write_table
 
@@ -44,6 +45,18 @@ def describe(spec: MixturesExperimentSpec) -> list[str]:
         f"uniform) of {spec.token_budget} tokens each",
     ]
     return lines
+
+
+def workload(spec: MixturesExperimentSpec) -> Workload:
+    """The proxy runs and the two validation runs per seed, one pass over their data."""
+    m = spec.mixtures
+    data = dom.n_documents(spec) * spec.training_data.doc_length
+    runs = (m.n_mixtures + 2) * len(spec.seeds)
+    pools = len(m.domains) * data
+    return Workload(
+        (RunGroup("proxy and validation runs", runs, spec.token_budget, data),),
+        eval_tokens(spec) + pools + (m.n_mixtures + 2) * data,
+    )
 
 
 def run(

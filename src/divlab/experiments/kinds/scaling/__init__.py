@@ -33,6 +33,7 @@ KIND = Kind(
     spec=ScalingExperimentSpec,
     run=run.run,
     describe=run.describe,
+    workload=run.workload,
     report=report.sections,
     tables=TABLES,
 )

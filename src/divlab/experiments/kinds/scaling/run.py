@@ -15,6 +15,7 @@ from divlab.experiments.kinds.scaling.spec import (
     ScalingExperimentSpec,
     ScalingSection,
 )
+from divlab.experiments.plan import RunGroup, Workload, eval_tokens
 from divlab.experiments.runs import run_payload
 from divlab.io import write_table
 
@@ -39,6 +40,17 @@ def describe(spec: ScalingExperimentSpec) -> list[str]:
         lines.append("hold out the largest budget (per law) and report its prediction error")
     lines.append(f"spec.token_budget ({spec.token_budget}) is unused: the budgets above replace it")
     return lines
+
+
+def workload(spec: ScalingExperimentSpec) -> Workload:
+    """The grid: one group per model size and token budget."""
+    data = _training_tokens(spec)
+    runs = tuple(
+        RunGroup(f"{preset} D={budget:,}", len(spec.seeds), budget, data, {"preset": preset})
+        for preset in spec.presets()
+        for budget in spec.scaling.token_budgets
+    )
+    return Workload(runs, eval_tokens(spec) + data)
 
 
 # ---- the experiment ----------------------------------------------------------------------
