@@ -139,8 +139,14 @@ def test_local_executor_runs_one_worker_per_gpu_pinned_to_it(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     _pin_worker_to_gpu(slots)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # each worker starts from the parent's
     _pin_worker_to_gpu(slots)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    # a parent restricted to physical GPUs 2 and 3: slot 1 is GPU 3
+    slots.put(1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    _pin_worker_to_gpu(slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
 
 
 def test_the_experiment_recipe_is_the_train_recipe():
@@ -156,6 +162,23 @@ def test_the_experiment_recipe_is_the_train_recipe():
         ExperimentSpec.from_dict(tiny_spec(micro_batch_size=5))
     with pytest.raises(ConfigError, match="unknown model preset 'minii'; choose one of"):
         ExperimentSpec.from_dict(tiny_spec(model={"preset": "minii"}))
+
+
+def test_logging_is_monitoring_not_part_of_any_run_id(tmp_path):
+    """``logging`` reaches every run's payload but neither its id nor the check that a
+    relaunch is the same experiment; an unknown tracker is a ConfigError."""
+    from divlab.experiments import with_logging
+    from divlab.experiments.folder import claim_folder
+
+    plain = ExperimentSpec.from_dict(tiny_spec())
+    watched = ExperimentSpec.from_dict(tiny_spec(logging="tensorboard"))
+    assert watched.logging == ["tensorboard"]
+    assert [r.id for r in runs(plain)] == [r.id for r in runs(watched)]
+    assert with_logging(watched, ["wandb", "tensorboard"]).logging == ["tensorboard", "wandb"]
+    claim_folder(tmp_path / "exp", plain)
+    claim_folder(tmp_path / "exp", watched)  # a relaunch that adds a tracker: same experiment
+    with pytest.raises(ConfigError, match="logging"):
+        ExperimentSpec.from_dict(tiny_spec(logging=["mlflow"]))
 
 
 def test_a_curation_takes_only_its_own_methods_fields():

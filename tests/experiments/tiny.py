@@ -99,7 +99,7 @@ def assert_plan_matches(spec, out) -> dict:
 
     plan = experiments.cost(spec, rate=False)
     trained = len(list(Path(out).glob("runs/*/run.json")))
-    trained += len(list(Path(out).glob("probe/model/run.json")))
+    trained += len(list(Path(out).glob("probe/run/run.json")))
     assert plan["total"]["runs"] == trained
     tokens = 0
     for split in [*Path(out).glob("**/train.parquet"), *Path(out).glob("**/eval.parquet")]:

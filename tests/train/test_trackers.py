@@ -147,3 +147,19 @@ def test_tracker_names():
         assert isinstance(tracker(name), Callback)
     with pytest.raises(ConfigError, match=r"unknown tracker 'mlflow'.*tensorboard, wandb"):
         tracker("mlflow")
+
+
+def test_the_train_command_logs_to_tensorboard(one_concept, tmp_path):
+    """``divlab train --log tensorboard`` writes OUT/tensorboard with the run's losses;
+    an unknown tracker is one error line and exit 2 before any training."""
+    from tests.test_cli import run_cli
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(one_concept), "--out", str(out), "--model", "tiny",
+            "--tokens", "2048", "--batch-tokens", "512", "--seq-len", "64", "-q"]  # fmt: skip
+    result = run_cli(*args, "--log", "tensorboard")
+    assert result.returncode == 0, result.stderr
+    assert_logged(out, "train/loss", read_jsonl(out / "train_log.jsonl"), "loss")
+    bad = run_cli(*[a if a != str(out) else str(tmp_path / "bad") for a in args], "--log", "x")
+    assert bad.returncode == 2 and "unknown tracker 'x'" in bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -29,6 +29,14 @@ def experiment_run(
         int | None, typer.Option(help="Parallel runs (default: the spec's executor.workers).")
     ] = None,
     address: Annotated[str | None, typer.Option(help="ray: an existing cluster.")] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log",
+            help="Live curves of every run in a tracker: tensorboard, wandb or trackio "
+            "(repeatable; adds to the spec's logging; pip install 'divlab[NAME]').",
+        ),
+    ] = None,
     report: Annotated[bool, typer.Option(help="Build the HTML report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -40,6 +48,8 @@ def experiment_run(
     from divlab.experiments.executors import executor_for
 
     loaded = experiments.load(spec)  # validates the whole spec before any compute
+    if log:
+        loaded = experiments.with_logging(loaded, log)
     folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
     chosen = executor_for(loaded, executor, workers, address)
     result = experiments.run(loaded, folder, executor=chosen, progress=not quiet, report=report)

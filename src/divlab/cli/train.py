@@ -79,6 +79,14 @@ def train_command(
         SpecField("compile"),  # only when given: False is the default, not an override
         typer.Option("--compile", help="torch.compile the model (CUDA)."),
     ] = False,
+    log: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log",
+            help="Live curves in a tracker: tensorboard, wandb or trackio (repeatable; pip "
+            "install 'divlab[NAME]'). TensorBoard writes to OUT/tensorboard.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -86,6 +94,7 @@ def train_command(
     --out; returns at once if the run there is finished)."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab.train import TrainSpec, train
+    from divlab.train.trackers import tracker
 
     overrides = spec_overrides(train_command, locals())
     tree: dict = load_yaml(config) if config else {}
@@ -97,7 +106,8 @@ def train_command(
         if needed not in tree:
             raise ConfigError(f"{flag} is required (or set {needed} in --config)")
     spec = TrainSpec.from_dict(tree, source=f"config {config}" if config else "options")
-    summary = train(spec, out, overwrite=overwrite, quiet=quiet)
+    trackers = [tracker(name) for name in dict.fromkeys(log or [])]  # unknown: ConfigError
+    summary = train(spec, out, overwrite=overwrite, quiet=quiet, callbacks=trackers)
     table = Table(title=f"run {out}")
     table.add_column("", justify="left")
     table.add_column("value", justify="right")

@@ -77,6 +77,14 @@ def check(spec: CommonSpec, out) -> dict | None:
     return result
 
 
+def with_logging(spec: CommonSpec, trackers: list[str]) -> CommonSpec:
+    """``spec`` with ``trackers`` added to its ``logging`` (validated: a ConfigError names
+    an unknown tracker)."""
+    tree = spec.model_dump(mode="json")
+    tree["logging"] = list(dict.fromkeys([*tree["logging"], *trackers]))
+    return spec_from_dict(tree, source="--log")
+
+
 def run(spec: CommonSpec, out, **options) -> dict:
     """Run (or resume) the experiment ``spec`` of any kind in folder ``out`` (what it
     asks of this machine is checked first: ``check``)."""
@@ -114,4 +122,5 @@ __all__ = [
     "register",
     "run",
     "spec_from_dict",
+    "with_logging",
 ]

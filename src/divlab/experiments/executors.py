@@ -51,7 +51,11 @@ def visible_gpus() -> list[int]:
 
 def _pin_worker_to_gpu(gpu_slots) -> None:
     """Pool initializer: each worker takes one GPU for its life, before torch starts CUDA."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
+    slot = gpu_slots.get()
+    # a slot indexes the GPUs this process sees: the parent's own CUDA_VISIBLE_DEVICES
+    # list where it set one (slot 0 of "2,3" is physical GPU 2)
+    inherited = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    os.environ["CUDA_VISIBLE_DEVICES"] = inherited[slot] if slot < len(inherited) else str(slot)
 
 
 class LocalExecutor(Executor):

@@ -31,7 +31,8 @@ def claim_folder(root: str | Path, spec) -> Path:
     root = Path(root)
     resolved = spec.model_dump(mode="json")
     if (root / "spec.json").exists():
-        if _resolved(root / "spec.json", spec) != resolved:
+        stored = _resolved(root / "spec.json", spec)
+        if _results(stored) != _results(resolved):
             raise ConfigError(
                 f"{root} holds an experiment with a different spec; choose another --out "
                 "(or delete the folder to start over)"
@@ -40,6 +41,15 @@ def claim_folder(root: str | Path, spec) -> Path:
         raise DataError(f"{root} exists and is not a divlab experiment folder")
     write_json(root / "spec.json", resolved)
     return root
+
+
+# Spec fields that change how an experiment is watched, not what it computes: a relaunch
+# may change them.
+MONITORING = ("logging",)
+
+
+def _results(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k not in MONITORING}
 
 
 def _resolved(path: Path, spec) -> dict:

@@ -27,6 +27,7 @@ from divlab.evaluate.checkpoint import evaluate_checkpoint
 from divlab.experiments import ids
 from divlab.io import read_json, write_json
 from divlab.train import TrainSpec, train
+from divlab.train.trackers import tracker
 
 RESULT = "result.json"
 # Fields of a run's TrainSpec that it sets itself, outside the shared recipe.
@@ -44,6 +45,7 @@ class RunPayload:
     train: dict[str, Any]  # TrainSpec fields, data paths included
     evaluation: dict[str, Any]  # EvaluationSpec fields
     threads: int | None = None  # torch threads; None: the executor shares the cores
+    logging: tuple[str, ...] = ()  # live trackers (divlab.train.trackers); not in the id
 
     @property
     def eval_data(self) -> str:
@@ -105,6 +107,7 @@ def run_payload(
         train=recipe | {"data": str(data), "eval_data": str(eval_data)},
         evaluation=evaluation,
         threads=spec.executor.threads_per_worker,  # None: run_all shares the cores
+        logging=tuple(spec.logging),
     )
 
 
@@ -148,7 +151,8 @@ def execute_run(payload: RunPayload) -> RunRecord:
     set_threads(payload.threads)
     started = time.perf_counter()
     spec = TrainSpec.from_dict(payload.train, source=f"run {payload.run_id}")
-    summary = train(spec, out, quiet=True)
+    trackers = [tracker(name) for name in payload.logging]  # named after the run folder
+    summary = train(spec, out, quiet=True, callbacks=trackers)
     evaluation = payload.evaluation
     result = evaluate_checkpoint(
         out / "model",

@@ -117,6 +117,16 @@ class CommonSpec(RecipeSpec):
     seeds: list[int] = Field(default_factory=lambda: [0, 1])
     evaluation: EvaluationSpec = EvaluationSpec()
     executor: ExecutorSpec = ExecutorSpec()
+    logging: list[Literal["tensorboard", "wandb", "trackio"]] = Field(
+        default_factory=list,
+        description="live curves of every run in these trackers (pip install "
+        "'divlab[NAME]'); run names are run ids; monitoring only: not part of any run id",
+    )
+
+    @field_validator("logging", mode="before")
+    @classmethod
+    def _one_or_more(cls, v):
+        return [v] if isinstance(v, str) else v
 
     @field_validator("seeds")
     @classmethod

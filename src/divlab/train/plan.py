@@ -13,9 +13,13 @@ no weights). The rest are estimates, stated with their sources:
   - weights, gradients and AdamW's two moments, all float32: ``16`` per parameter;
   - activations kept for the backward pass, per layer (Korthikanti et al. 2022,
     "Reducing Activation Recomputation in Large Transformer Models", eq. 1 without
-    dropout masks): ``s b h (34 + 5 a s / h)`` bytes at 16 bits (bf16 autocast on CUDA),
-    twice that in float32 (CPU); with activation checkpointing only each layer's input
-    (``2 s b h`` at 16 bits) plus one layer recomputed in full (on CPU also the gradient
+    dropout masks): ``s b h (34 + 5 a s / h)`` bytes at 16 bits, counted at twice that
+    (float32) on CPU and, until ``bench/gpu_check.py`` has measured it, on CUDA too: under
+    bf16 autocast HF's Llama keeps norms, residuals and several casts in float32 beside
+    the bf16 matmul outputs (about ``63 h`` bytes per token and layer by count, near the
+    float32 ``68 h``), so the 16-bit figure would plan micro-batches that do not fit; with
+    activation checkpointing only each layer's input (``4 s b h``) plus one layer
+    recomputed in full (on CPU also the gradient
     of its attention scores, ``4 a s^2 b`` bytes: measured 305 MB against 292 MB
     estimated for the small preset at 32 x 256 tokens, 258 MB without that term);
   - the logits, their softmax and its gradient in float32: ``12 s b V``.
@@ -62,6 +66,7 @@ class Gpu:
 
 GPUS = {
     "H200": Gpu(141 * 10**9, 989e12),
+    "H100 PCIe": Gpu(80 * GIB, 756e12),  # before "H100": names are matched by substring
     "H100": Gpu(80 * GIB, 989e12),
     "A100": Gpu(80 * GIB, 312e12),
     "A100-40GB": Gpu(40 * GIB, 312e12),
@@ -135,7 +140,10 @@ def model_shape(recipe: RecipeSpec, vocab_size: int) -> tuple[dict[str, int], di
 def activation_bytes(shape: dict, seq_len: int, micro: int, cuda: bool, checkpointing: bool):
     """Activations kept for the backward pass of one forward of ``micro`` sequences."""
     s, b, h, a = seq_len, micro, shape["hidden"], shape["heads"]
-    width = 1 if cuda else 2  # 16-bit under autocast, else float32
+    # float32 on CPU. On CUDA counted as float32 too, until bench/gpu_check.py measures it:
+    # under bf16 autocast HF's Llama keeps norms, residuals and casts in float32 besides
+    # the bf16 matmul outputs (about 63 h bytes per token and layer by count, not 34 h)
+    width = 2
     # the attention scores are kept on CPU (SDPA's math kernel), not by CUDA's fused one
     scores = 0 if cuda else 5 * a * s / h
     per_layer = s * b * h * (34 + scores) * width

@@ -297,6 +297,7 @@ class Experiment:
                 | {"data": str(self.layout.data(run.condition)), "eval_data": eval_path},
                 evaluation=run.train["evaluation"],
                 threads=threads,
+                logging=tuple(self.spec.logging),
             )
             for run in self.runs
         ]
