@@ -249,10 +249,12 @@ def alignment(
     cache: EmbeddingCache | None = None,
     progress: bool = False,
 ) -> dict:
-    """align1 (mean cross-distance, bootstrap CI over both sets of batches) and align2
+    """align1 (mean cross-distance, bootstrap CI over both sets of batches), align2
     (one large batch each; with ``settings.align2_repeats = r > 1``, the mean over r
-    independent pairs of large batches with a t-interval over them). ``progress``: bars
-    over the batches, on stderr."""
+    independent pairs of large batches with a t-interval over them) and the energy
+    distance of the two sets of batch embeddings (``_energy``: lower = closer, 0 for the
+    same distribution; corrects align1 for each set's own spread), with the same
+    bootstrap. ``progress``: bars over the batches, on stderr."""
     if settings.align2_repeats < 1:
         raise ConfigError(f"align2_repeats must be >= 1, got {settings.align2_repeats}")
     prepared = [
@@ -268,12 +270,15 @@ def alignment(
         for b, name in zip(batches, ("data 1", "data 2"), strict=True)
     ]
     cross = distance_matrix(embeddings[0], embeddings[1], kind=settings.distance)
+    within = [distance_matrix(e, kind=settings.distance) for e in embeddings]
     rng = np.random.default_rng(settings.seed)
     n_a, n_b = cross.shape
-    means = [
-        cross[np.ix_(rng.integers(0, n_a, n_a), rng.integers(0, n_b, n_b))].mean()
-        for _ in range(settings.bootstrap)
-    ]
+    means, energies = [], []
+    for _ in range(settings.bootstrap):
+        rows, cols = rng.integers(0, n_a, n_a), rng.integers(0, n_b, n_b)
+        means.append(cross[np.ix_(rows, cols)].mean())
+        energies.append(_energy(cross[np.ix_(rows, cols)], within[0], within[1], rows, cols))
+    energy = _energy(cross, *within, np.arange(n_a), np.arange(n_b))
     align2 = []
     for repeat in _bar(
         range(settings.align2_repeats), "align2 (large batches)" if progress else None
@@ -292,12 +297,32 @@ def alignment(
         ],
         "align2": float(np.mean(align2)),
         "align2_ci95": _t_interval(align2),
+        "energy_distance": energy,
+        "energy_distance_ci95": [
+            float(np.percentile(energies, 2.5)),
+            float(np.percentile(energies, 97.5)),
+        ],
         "data": [p.source for p in prepared],
         "probe": probe.source,
         "settings": asdict(settings),
         "batches": batches[0].describe(),
         "cross_distance_matrix": cross.tolist(),
     }
+
+
+def _energy(cross, within_a, within_b, rows, cols) -> float:
+    """Energy distance ``2 E d(A, B) - E d(A, A') - E d(B, B')`` over batch embeddings
+    (Szekely & Rizzo): the cross distance less each set's own spread, so a more diverse
+    set is not scored as less aligned for its diversity alone (align1 = 1 - E d(A, B) is
+    bounded by 1 minus the set's own batch-to-batch distance). Within-set means are over
+    pairs of distinct draws (a bootstrap's repeated batch is not its own pair)."""
+
+    def spread(matrix, index):
+        sub = matrix[np.ix_(index, index)]
+        distinct = index[:, None] != index[None, :]
+        return float(sub[distinct].mean()) if distinct.any() else 0.0
+
+    return float(2 * cross.mean() - spread(within_a, rows) - spread(within_b, cols))
 
 
 def _t_interval(values: list[float]) -> list[float] | None:
