@@ -10,8 +10,9 @@ This is the one script issue 15 asks for. It measures, in one process, each sect
   loop (``Run(spec, out).fit``: ``train()`` without its learning-curve and checkpoint
   hooks, which would land inside the timed window). tokens/s is wall-clock over the steps after
   ``--warmup`` (CUDA synchronised at the window's ends); MFU = ``6 N tokens/s`` over the
-  GPU's peak dense bf16 FLOP/s (``divlab.train.loop.PEAK_BF16_FLOPS``, SXM figures; N
-  all parameters, as run.json's ``mfu``), and beside it MFU counting the attention FLOPs
+  GPU's peak dense bf16 FLOP/s (``divlab.train.loop.PEAK_BF16_FLOPS``; N the matmul
+  parameters, non-embedding plus the output head, as run.json's ``mfu``), and beside it
+  MFU counting the attention FLOPs
   too (``6 N + 6 L s h`` per token, ``divlab.train.plan``);
 * memory: ``torch.cuda.max_memory_allocated`` over that eager run (peak stats reset
   when the loop starts, the model already on the GPU) against the plan's estimate
@@ -362,7 +363,7 @@ def throughput(
     import torch
 
     from divlab.train import Callback, Run
-    from divlab.train.plan import micro_batch_size, model_shape
+    from divlab.train.plan import matmul_parameters, micro_batch_size, model_shape
 
     cuda = args.device == "cuda"
     spec = _throughput_spec(data["path"], size, args.device, compile_, micro)
@@ -420,8 +421,9 @@ def throughput(
     parameters, shape = model_shape(spec, data["vocab_size"])
     attention = 6 * shape["layers"] * spec.seq_len * shape["hidden"]  # per token
     peak = _peak_flops(args)
-    mfu = 6 * parameters["total"] * tokens_per_s / peak if peak else None
-    mfu_attention = (6 * parameters["total"] + attention) * tokens_per_s / peak if peak else None
+    matmul = matmul_parameters(parameters, shape)  # non-embedding + the output head
+    mfu = 6 * matmul * tokens_per_s / peak if peak else None
+    mfu_attention = (6 * matmul + attention) * tokens_per_s / peak if peak else None
     out = {
         "preset": size["preset"],
         "compile": compile_,

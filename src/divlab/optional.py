@@ -4,6 +4,7 @@ that installs them (``pip install 'divlab[EXTRA]'``)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from divlab.errors import ConfigError
@@ -18,6 +19,12 @@ def require(module: str, extra: str, purpose: str, alternative: str = "") -> Mod
         raise ConfigError(
             f"{purpose} needs {module}: pip install 'divlab[{extra}]'{hint}"
         ) from None
+
+
+def check_installed(module: str, extra: str, purpose: str) -> None:
+    """The ``require`` error, found without importing ``module`` (before any compute)."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{purpose} needs {module}: pip install 'divlab[{extra}]'")
 
 
 def require_ray() -> ModuleType:

@@ -91,6 +91,7 @@ def assert_plan_matches(spec, out) -> dict:
     """The cost plan (``divlab.experiments.cost``) counts the runs the experiment trained
     (``runs/*/run.json``; a trained diversity probe has its own folder) and the tokens of
     the data sets it generated, within rounding."""
+    import json
     from pathlib import Path
 
     import pyarrow.parquet as pq
@@ -98,9 +99,11 @@ def assert_plan_matches(spec, out) -> dict:
     from divlab import experiments
 
     plan = experiments.cost(spec, rate=False)
-    trained = len(list(Path(out).glob("runs/*/run.json")))
-    trained += len(list(Path(out).glob("probe/run/run.json")))
-    assert plan["total"]["runs"] == trained
+    summaries = [*Path(out).glob("runs/*/run.json"), *Path(out).glob("probe/run/run.json")]
+    assert plan["total"]["runs"] == len(summaries)
+    # the models planned are the models trained (sizes, config overrides)
+    trained = {json.loads(s.read_text())["parameters"]["total"] for s in summaries}
+    assert {g["parameters"] for g in plan["groups"]} == trained
     tokens = 0
     for split in [*Path(out).glob("**/train.parquet"), *Path(out).glob("**/eval.parquet")]:
         if "tokens" in pq.read_schema(split).names:

@@ -240,3 +240,19 @@ def test_shuffle_false_visits_sequences_in_document_order(one_concept):
     np.testing.assert_array_equal(ordered.batch(0, n), ordered.sequences)
     np.testing.assert_array_equal(ordered.batch(n, 2), ordered.sequences[:2])  # next epoch
     assert not np.array_equal(shuffled.batch(0, n), shuffled.sequences)
+
+
+def test_a_run_folder_of_an_earlier_version_is_the_same_run(one_concept, tmp_path):
+    """A finished run whose spec.json predates ``micro_batch_size: auto`` and
+    ``activation_checkpointing`` (null, absent) is recognised as this run: relaunching
+    returns its summary instead of refusing the folder; a real difference is refused."""
+    out = tmp_path / "run"
+    spec = tiny_spec(one_concept, token_budget=2048)
+    summary = train(spec, out)
+    stored = json.loads((out / "spec.json").read_text())
+    stored["micro_batch_size"] = None
+    del stored["activation_checkpointing"]
+    (out / "spec.json").write_text(json.dumps(stored))
+    assert train(spec, out) == summary
+    with pytest.raises(ConfigError, match="holds a run with a different spec"):
+        train(tiny_spec(one_concept, token_budget=2048, seed=1), out)

@@ -38,11 +38,16 @@ def test_parameters_are_counted_exactly_without_building_the_weights(preset, arc
 
 
 def test_flops_are_6nd_plus_the_attention_term():
-    spec = recipe()
-    cost = run_cost(spec, 54, memory=64 * GIB, cuda=False)
-    hidden, layers, _, _ = spec.model.sizes()
-    expected = (6 * cost.parameters + 6 * layers * 128 * hidden) * spec.tokens
-    assert cost.flops == expected and cost.tokens == 65536 // 4096 * 4096
+    """N counts the matmuls: the non-embedding parameters and the output head (an untied
+    input embedding is a lookup): for an untied model N = total - V h, for a tied one the
+    total (the head is the embedding)."""
+    for tied in (False, True):
+        spec = recipe(model={"preset": "mini", "tie_embeddings": tied})
+        cost = run_cost(spec, 54, memory=64 * GIB, cuda=False)
+        hidden, layers, _, _ = spec.model.sizes()
+        matmuls = cost.parameters - (0 if tied else 54 * hidden)
+        expected = (6 * matmuls + 6 * layers * 128 * hidden) * spec.tokens
+        assert cost.flops == expected and cost.tokens == 65536 // 4096 * 4096
 
 
 @pytest.mark.parametrize("memory_mib", [60, 80, 120, 400, 4096])
@@ -151,3 +156,25 @@ def test_activation_checkpointing_keeps_what_the_plan_says():
     measured = _step_memory(32, "checkpointing")
     assert measured == pytest.approx(estimate, rel=0.3)
     assert measured < 0.6 * activation_bytes(shape, 256, 32, False, False)
+
+
+@pytest.mark.parametrize(
+    "device, expected",
+    [
+        ("NVIDIA H100 80GB HBM3", "H100"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA H200", "H200"),
+        ("NVIDIA A100-SXM4-40GB", "A100"),
+        ("NVIDIA A10G", "A10G"),
+        ("NVIDIA A10", "A10"),
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA L40", "L40"),
+        ("NVIDIA L4", "L4"),
+    ],
+)
+def test_a_device_name_finds_its_own_peak(device, expected):
+    """Peaks are looked up by substring in GPUS order: a longer name must come first."""
+    from divlab.train.loop import PEAK_BF16_FLOPS
+
+    assert next(k for k in PEAK_BF16_FLOPS if k in device) == expected

@@ -70,8 +70,9 @@ def experiment_validate(
     gpu: Annotated[
         str | None,
         typer.Option(
-            help="Plan for one GPU per run of this model (H100, H200, A100, A100-40GB, L40S, "
-            "A10, L4) instead of this machine; skips this machine's checks."
+            help="Plan for one GPU per run of this model (H200, H100, 'H100 PCIe', 'H100 NVL', "
+            "A100, A100-40GB, L40S, L40, A10G, A10, L4) instead of this machine; skips this "
+            "machine's checks."
         ),
     ] = None,
     out: Annotated[
@@ -85,10 +86,15 @@ def experiment_validate(
     # lazy: the library loads torch (see divlab.cli)
     from divlab import experiments
     from divlab.experiments import plan as planning
+    from divlab.train.plan import gpu_target
+    from divlab.train.trackers import check_trackers
 
     loaded = experiments.load_spec(spec)
-    if gpu is None:
+    if gpu is not None:
+        gpu_target(gpu)  # an unknown GPU is refused even where no cost can be planned yet
+    else:
         loaded.check_machine()
+    check_trackers(loaded.logging)
     lines = experiments.get(loaded.kind).describe(loaded)
     cost = experiments.cost(loaded, gpu)
     if cost is not None and gpu is None:

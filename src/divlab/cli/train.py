@@ -94,7 +94,7 @@ def train_command(
     --out; returns at once if the run there is finished)."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab.train import TrainSpec, train
-    from divlab.train.trackers import tracker
+    from divlab.train.trackers import check_trackers, tracker
 
     overrides = spec_overrides(train_command, locals())
     tree: dict = load_yaml(config) if config else {}
@@ -106,7 +106,8 @@ def train_command(
         if needed not in tree:
             raise ConfigError(f"{flag} is required (or set {needed} in --config)")
     spec = TrainSpec.from_dict(tree, source=f"config {config}" if config else "options")
-    trackers = [tracker(name) for name in dict.fromkeys(log or [])]  # unknown: ConfigError
+    check_trackers(log or [])  # unknown or not installed: one error before any work
+    trackers = [tracker(name) for name in dict.fromkeys(log or [])]
     summary = train(spec, out, overwrite=overwrite, quiet=quiet, callbacks=trackers)
     table = Table(title=f"run {out}")
     table.add_column("", justify="left")

@@ -45,6 +45,7 @@ from divlab.experiments.registry import (
 from divlab.experiments.report import build_report
 from divlab.experiments.spec import CommonSpec
 from divlab.train.plan import gpu_target, here_target
+from divlab.train.trackers import check_trackers
 
 
 def cost(spec: CommonSpec, gpu: str | None = None, rate: bool = True) -> dict | None:
@@ -71,6 +72,7 @@ def check(spec: CommonSpec, out) -> dict | None:
     before any compute: CUDA where asked, memory for every run, disk for the data and
     checkpoints. Returns the plan (without a time estimate)."""
     spec.check_machine()
+    check_trackers(spec.logging)
     result = cost(spec, rate=False)
     if result is not None:
         planning.check_disk(result["total"], Path(out))

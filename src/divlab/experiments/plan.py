@@ -158,20 +158,23 @@ def _measure_cost(spec: CommonSpec, workload: Workload, vocab: int) -> dict:
 
 
 def check_disk(total: dict, folder: Path) -> None:
-    """Refuse a plan whose data and checkpoints would not fit the disk under ``folder``."""
+    """Refuse a plan whose data and checkpoints would not fit the disk under ``folder``.
+    A relaunch needs only the share of its runs not yet finished (``result.json``, the
+    run contract's completion marker; the plan's disk is an upper bound, so what a
+    finished run wrote is never subtracted byte for byte)."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     free = shutil.disk_usage(existing).free
-    # a resumed experiment has written part of it already
-    written = (
-        sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
-    )
-    if total["disk_bytes"] - written > free:
+    needed = total["disk_bytes"]
+    if folder.exists() and total["runs"]:
+        finished = len(list(folder.glob("runs/*/result.json")))
+        needed = needed * max(0, total["runs"] - finished) / total["runs"]
+    if needed > free:
         raise ConfigError(
-            f"the experiment needs about {total['disk_bytes'] / GIB:.1f} GiB of disk for its "
-            f"data and checkpoints; {existing} has {free / GIB:.1f} GiB free: choose another "
-            "--out or lower training_data.n_tokens / the number of runs"
+            f"the experiment needs about {_size(needed)} more disk for its data and "
+            f"checkpoints; {existing} has {_size(free)} free: choose another --out "
+            "or lower training_data.n_tokens / the number of runs"
         )
 
 
@@ -207,10 +210,14 @@ def as_words(result: dict) -> list[str]:
     lines.append(
         f"total: {total['runs']} runs, {total['flops']:.3g} FLOPs, {time}; peak memory per run "
         f"~{total['peak_memory_bytes'] / GIB:.2f} GiB of {target['memory_bytes'] / GIB:.0f}; "
-        f"disk ~{total['disk_bytes'] / GIB:.2f} GiB ({total['generated_tokens']:,} generated "
+        f"disk ~{_size(total['disk_bytes'])} ({total['generated_tokens']:,} generated "
         "tokens, final models, resumable checkpoints)"
     )
     return lines + result["notes"]
+
+
+def _size(n: float) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= 0.1 * GIB else f"{n / 2**20:.1f} MiB"
 
 
 def _merged(groups: list[dict]) -> list[tuple[list[str], dict]]:

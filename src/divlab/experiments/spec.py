@@ -193,6 +193,10 @@ class CommonSpec(RecipeSpec):
         ):
             if getattr(self, key) != RecipeSpec.model_fields[key].default:
                 recipe[key] = getattr(self, key)
+        # None (one pass per step, the default before auto) runs as auto: the same numbers
+        # (float rounding aside), and the run ids of specs that wrote it stay as they were
+        if recipe.get("micro_batch_size", "auto") is None:
+            del recipe["micro_batch_size"]
         for key, value in (overrides or {}).items():
             if key in PER_RUN_FIELDS:
                 raise ConfigError(f"a run's train overrides may not set {key!r} (the run does)")

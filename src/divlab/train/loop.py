@@ -43,7 +43,7 @@ from divlab.train.checkpoint import (
 )
 from divlab.train.data import PackedSequences
 from divlab.train.models import build_config, build_model, count_parameters, training_flops
-from divlab.train.plan import GPUS, micro_batch_size
+from divlab.train.plan import GPUS, matmul_parameters, micro_batch_size
 from divlab.train.spec import TrainSpec
 
 # Steps whose losses are read (one host sync on CUDA) and logged in one write.
@@ -110,7 +110,12 @@ class Run:
         self.parameters = count_parameters(self.model)
         if spec.activation_checkpointing:
             self.model.config.use_cache = False  # no KV cache while training (else a warning)
-            self.model.activation_checkpointing_enable({"use_reentrant": False})
+            # transformers 5 renamed it; 4.x (the declared floor) has only the old name
+            enable = getattr(self.model, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable({"use_reentrant": False})
         if spec.init_from:
             self._initialise_from(Path(spec.init_from))
         self.data = PackedSequences(
@@ -139,7 +144,7 @@ class Run:
                     f"{self.out} exists and is not a divlab run; choose another --out "
                     "or pass --overwrite"
                 )
-            if read_json(self.out / "spec.json") != spec_json:
+            if not _same_run(read_json(self.out / "spec.json"), spec_json):
                 raise ConfigError(
                     f"{self.out} holds a run with a different spec; choose another --out "
                     "or pass --overwrite"
@@ -178,6 +183,9 @@ class Run:
         if unexpected or any("lm_head" not in key for key in missing):  # tied head: absent
             raise DataError(f"{checkpoint} does not match the model of this spec")
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the saved groups carry the old device's
+            group["fused"] = True if self.device.type == "cuda" else None
+            group["foreach"] = None
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_cpu"])
         if self.device.type == "cuda" and "rng_cuda" in state:
@@ -320,7 +328,7 @@ class Run:
             "device": str(self.device),
             "micro_batch_size": self.micro,
             "attention": self.model.config._attn_implementation,
-            **_mfu(self.device, self.parameters, tokens_per_second),
+            **_mfu(self.device, self.parameters, self.config, tokens_per_second),
         }
         if (self.out / "curve.jsonl").exists():
             summary["speed_of_learning"] = speed_of_learning(load_curve(self.out))
@@ -462,18 +470,40 @@ def _scheduler(optimizer, spec: TrainSpec):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _mfu(device, parameters: dict, tokens_per_second: float) -> dict:
+def _mfu(device, parameters: dict, config, tokens_per_second: float) -> dict:
+    """Model FLOPs utilisation: ``6 N`` per token, N the matmul parameters (non-embedding
+    and the output head, ``divlab.train.plan.matmul_parameters``), over the GPU's peak."""
     if device.type != "cuda":
         return {}
 
     name = torch.cuda.get_device_name(device)
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-    achieved = 6 * parameters["total"] * tokens_per_second
+    shape = {"vocab": config.vocab_size, "hidden": config.hidden_size}
+    achieved = 6 * matmul_parameters(parameters, shape) * tokens_per_second
     return {
         "gpu": name,
         "model_flops_per_second": achieved,
         "mfu": achieved / peak if peak else None,
     }
+
+
+# TrainSpec fields that do not change a run's numbers (beyond float rounding): a folder
+# written with another value, or before the field existed, is the same run.
+NOT_RESULTS = ("micro_batch_size",)
+
+
+def _same_run(stored: dict, spec_json: dict) -> bool:
+    """Whether a run folder's ``spec.json`` is this run: compared as this version
+    resolves it (fields added since take their defaults), leaving out ``NOT_RESULTS``."""
+    try:
+        resolved = TrainSpec.from_dict(stored, source="spec.json").model_dump(mode="json")
+    except ConfigError:
+        return False
+
+    def key(tree: dict) -> dict:
+        return {k: v for k, v in tree.items() if k not in NOT_RESULTS}
+
+    return key(resolved) == key(spec_json)
 
 
 def _append_jsonl(path: Path, *rows: dict) -> None:

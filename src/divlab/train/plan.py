@@ -5,9 +5,11 @@ Parameters are counted exactly on a model built on PyTorch's ``meta`` device (no
 no weights). The rest are estimates, stated with their sources:
 
 * FLOPs per trained token (Kaplan et al. 2020, "Scaling Laws for Neural Language
-  Models", table 1): forward ``2 N + 2 L s h`` (N non-embedding parameters, L layers,
-  context s, width h: the attention scores and their mixing), training three forwards:
-  ``6 N + 6 L s h``. ``6 N D`` alone is what runs record (``train.models.training_flops``).
+  Models", table 1): forward ``2 N + 2 L s h`` (L layers, context s, width h: the
+  attention scores and their mixing), training three forwards: ``6 N + 6 L s h``, with N
+  the non-embedding parameters plus the output head ``V h`` (the logits are a matmul; an
+  untied input embedding is a lookup and is not counted). ``6 N D`` with the total N is
+  what runs record (``train.models.training_flops``); MFU uses the planned count.
 * Memory (bytes), b sequences of s tokens per forward pass, a heads, vocabulary V:
 
   - weights, gradients and AdamW's two moments, all float32: ``16`` per parameter;
@@ -64,15 +66,20 @@ class Gpu:
     peak_bf16_flops: float  # dense, per second (the vendors' data sheets)
 
 
+# Memory as torch.cuda reports it (a little under the data sheets' GB), dense bf16 peak
+# from the data sheets. Names are matched by substring in this order: a longer name first.
 GPUS = {
-    "H200": Gpu(141 * 10**9, 989e12),
-    "H100 PCIe": Gpu(80 * GIB, 756e12),  # before "H100": names are matched by substring
-    "H100": Gpu(80 * GIB, 989e12),
-    "A100": Gpu(80 * GIB, 312e12),
-    "A100-40GB": Gpu(40 * GIB, 312e12),
-    "L40S": Gpu(48 * GIB, 362e12),
-    "A10": Gpu(24 * GIB, 125e12),
-    "L4": Gpu(24 * GIB, 121e12),
+    "H200": Gpu(int(139.8 * GIB), 989e12),
+    "H100 PCIe": Gpu(int(79.2 * GIB), 756e12),
+    "H100 NVL": Gpu(int(93.1 * GIB), 835e12),
+    "H100": Gpu(int(79.2 * GIB), 989e12),
+    "A100-40GB": Gpu(int(39.4 * GIB), 312e12),
+    "A100": Gpu(int(79.2 * GIB), 312e12),
+    "L40S": Gpu(int(44.5 * GIB), 362e12),
+    "L40": Gpu(int(44.5 * GIB), 181e12),
+    "A10G": Gpu(int(22.1 * GIB), 70e12),
+    "A10": Gpu(int(22.1 * GIB), 125e12),
+    "L4": Gpu(int(22.1 * GIB), 121e12),
 }
 
 
@@ -128,11 +135,11 @@ def model_shape(recipe: RecipeSpec, vocab_size: int) -> tuple[dict[str, int], di
     config = build_config(recipe.model, vocab_size, recipe.seq_len, {})
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    hidden, layers, heads, _ = recipe.model.sizes()
+    # from the built config: ``model.config`` overrides may change any of them
     return count_parameters(model), {
-        "layers": layers,
-        "hidden": hidden,
-        "heads": heads,
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
         "vocab": vocab_size,
     }
 
@@ -213,12 +220,11 @@ def run_cost(
                 "micro_batch_size: auto (the largest that fits) or lower it"
                 + ("" if checkpointing else ", or set activation_checkpointing: true")
             )
-    attention = 6 * shape["layers"] * recipe.seq_len * shape["hidden"]
     return RunCost(
         parameters=parameters["total"],
         parameters_non_embedding=parameters["non_embedding"],
         tokens=recipe.tokens,
-        flops=float((6 * parameters["total"] + attention) * recipe.tokens),
+        flops=float(flops_per_token(parameters, shape, recipe.seq_len) * recipe.tokens),
         micro_batch_size=micro,
         memory_bytes=peak(micro),
         memory_budget_bytes=budget,
@@ -236,9 +242,18 @@ def micro_batch_size(recipe: RecipeSpec, vocab_size: int, device: torch.device) 
     return run_cost(recipe, vocab_size, device_memory("cpu")[0], cuda=False).micro_batch_size
 
 
-def flops_per_token(parameters: int, shape: dict, seq_len: int) -> int:
-    """Training FLOPs per token: ``6 N + 6 L s h`` (see the module docstring)."""
-    return 6 * parameters + 6 * shape["layers"] * seq_len * shape["hidden"]
+def matmul_parameters(parameters: dict, shape: dict) -> int:
+    """The parameters a token's forward pass multiplies by: the non-embedding ones and
+    the output head (``V h``; an untied input embedding is a lookup, not a matmul)."""
+    return parameters["non_embedding"] + shape["vocab"] * shape["hidden"]
+
+
+def flops_per_token(parameters: dict, shape: dict, seq_len: int) -> int:
+    """Training FLOPs per token: ``6 N + 6 L s h``, N the matmul parameters (see the
+    module docstring and ``matmul_parameters``)."""
+    return (
+        6 * matmul_parameters(parameters, shape) + 6 * shape["layers"] * seq_len * shape["hidden"]
+    )
 
 
 CALIBRATION_SECONDS = 1.0  # how long ``measured_rate`` times steps (after one warm-up step)
@@ -253,9 +268,9 @@ def _measured_rate(model_json: str, vocab_size: int, seq_len: int) -> float:
     config = build_config(model_spec, vocab_size, seq_len, {})
     model = build_model(config, 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    parameters = count_parameters(model)["total"]
-    hidden, layers, _, _ = model_spec.sizes()
-    shape = {"layers": layers, "hidden": hidden}
+    parameters = count_parameters(model)
+    shape = {"layers": config.num_hidden_layers, "hidden": config.hidden_size,
+             "vocab": vocab_size}  # fmt: skip
     rows = max(1, CALIBRATION_TOKENS // seq_len)
     generator = torch.Generator().manual_seed(0)
     batch = torch.randint(0, vocab_size, (rows, seq_len), generator=generator)

@@ -46,12 +46,21 @@ from typing import Any
 
 from divlab.errors import ConfigError
 from divlab.io import read_json, write_json
-from divlab.optional import require
+from divlab.optional import check_installed, require
 from divlab.train.loop import Callback, Run
 
 TRACKERS = ("tensorboard", "wandb", "trackio")
 PROJECT = "divlab"
 STATE_FILE = "trackers.json"  # in the run folder: W&B's run id, the last step sent
+
+
+def check_trackers(names) -> None:
+    """Each tracker is known and its library installed: checked before any compute (a
+    missing extra would otherwise surface when the first run starts)."""
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"unknown tracker {name!r}; choose one of {', '.join(TRACKERS)}")
+        check_installed(name, name, f"logging: {name}")
 
 
 def tracker(name: str, run_name: str | None = None) -> Callback:

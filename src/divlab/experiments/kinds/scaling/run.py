@@ -45,8 +45,11 @@ def describe(spec: ScalingExperimentSpec) -> list[str]:
 def workload(spec: ScalingExperimentSpec) -> Workload:
     """The grid: one group per model size and token budget."""
     data = _training_tokens(spec)
+    model = spec.model.model_dump(mode="json")  # as ``run`` trains it: only the preset swapped
     runs = tuple(
-        RunGroup(f"{preset} D={budget:,}", len(spec.seeds), budget, data, {"preset": preset})
+        RunGroup(
+            f"{preset} D={budget:,}", len(spec.seeds), budget, data, model | {"preset": preset}
+        )
         for preset in spec.presets()
         for budget in spec.scaling.token_budgets
     )
