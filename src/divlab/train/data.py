@@ -53,6 +53,10 @@ class PackedSequences:
 
     def batch(self, start: int, count: int) -> np.ndarray:
         """Sequences ``start .. start + count - 1`` of the run's infinite, epoch-wise order."""
+        first, last = divmod(start, len(self))[0], divmod(start + count - 1, len(self))[0]
+        if first == last:  # the common case, one epoch: one vectorised gather
+            offset = start - first * len(self)
+            return self.sequences[self._order(first)[offset : offset + count]]
         rows = []
         for i in range(start, start + count):
             epoch, position = divmod(i, len(self))
