@@ -23,9 +23,16 @@ def format_validation_error(error: object, source: str = "config") -> str:
     """Turn a pydantic ``ValidationError`` into one line naming each bad field."""
     parts = []
     for item in error.errors():  # type: ignore[attr-defined]
-        location = ".".join(str(p) for p in item.get("loc", ())) or "<root>"
-        message = item.get("msg", "invalid value")
+        location = ".".join(_location_part(p) for p in item.get("loc", ())) or "<root>"
+        message = " ".join(item.get("msg", "invalid value").splitlines())
         if item.get("type") == "extra_forbidden":
             message = "unknown field (check the spelling against the documented fields)"
         parts.append(f"{location}: {message}")
     return f"invalid {source}: " + "; ".join(parts)
+
+
+def _location_part(part: object) -> str:
+    """A key of a field's location as written, or quoted where it is not printable (a YAML
+    key holding a newline must not split the error's one line)."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)

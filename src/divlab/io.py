@@ -60,12 +60,20 @@ def write_table(table, path: str | os.PathLike) -> Path:
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 JSON text (a binary or damaged file)") from None
+    except (ValueError, RecursionError):  # a number of > 4300 digits, nesting too deep
+        raise DataError(
+            f"{path} is not valid JSON (a number too long or nesting too deep)"
+        ) from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
 
 
 @contextlib.contextmanager
@@ -143,6 +151,13 @@ def load_yaml(path: str | Path) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(f"config {path} nests lists or mappings too deeply") from None
+    except ValueError as e:  # a scalar the constructor refuses: 2020-13-45, 5000 digits
+        reason = (str(e).splitlines() or ["invalid value"])[0]
+        raise ConfigError(
+            f"config {path} is not valid YAML: a value is refused ({reason})"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -10,6 +10,7 @@ has ``kind`` ("ginc" or "text") and ``splits`` (name -> counts).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,8 +78,13 @@ class TokenDataset:
                 "regenerate it with `divlab ginc generate` or `divlab data prepare`"
             )
         self.summary = read_json(self.path / "summary.json")
+        if not isinstance(self.summary, dict):
+            raise DataError(
+                f"{self.path}/summary.json is not a mapping of fields; regenerate the data set"
+            )
         if self.summary.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{self.path} has an unsupported format version; regenerate it")
+        _check_summary(self.path, self.summary)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -93,11 +99,17 @@ class TokenDataset:
         return self.path / f"{split}.parquet"
 
     def table(self, split: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.split_path(split), columns=columns)
+        path = self.split_path(split)
+        with _readable(path):
+            if columns:
+                _check_columns(path, pq.read_schema(path), columns)
+            return pq.read_table(path, columns=columns)
 
     def documents(self, split: str) -> list[np.ndarray]:
         """Token ids of every document of a split (int64 arrays)."""
         column = self.table(split, ["tokens"]).column(0).combine_chunks()
+        if len(column) == 0:
+            return []
         offsets = column.offsets.to_numpy()
         values = column.flatten().to_numpy().astype(np.int64)
         return np.split(values, offsets[1:-1] - offsets[0])
@@ -131,8 +143,11 @@ class TokenDataset:
         if separator is None:
             separator = self.eos_token_id
         buffer = np.empty(0, dtype=np.int64)
-        reader = pq.ParquetFile(self.split_path(split))
-        for batch in reader.iter_batches(batch_size=batch_docs, columns=["tokens"]):
+        path = self.split_path(split)
+        with _readable(path):
+            reader = pq.ParquetFile(path)
+            _check_columns(path, reader.schema_arrow, ["tokens"])
+        for batch in _batches(path, reader, batch_docs, ["tokens"]):
             lists = batch.column(0)
             offsets = lists.offsets.to_numpy()
             values = lists.flatten().to_numpy().astype(np.int64)
@@ -145,6 +160,73 @@ class TokenDataset:
 
     def info(self) -> dict:
         return {"path": str(self.path), **self.summary}
+
+
+def _check_summary(path: Path, summary: dict) -> None:
+    """The fields of ``summary.json`` every reader relies on, with their types: a
+    DataError naming the first that is missing or wrong, never a KeyError later."""
+    where = f"{path}/summary.json"
+    splits = summary.get("splits")
+    if not isinstance(splits, dict) or not all(isinstance(k, str) for k in splits):
+        raise DataError(f"{where} has no mapping of split names (splits); regenerate the data set")
+    tokenizer = summary.get("tokenizer")
+    if not isinstance(tokenizer, dict):
+        raise DataError(f"{where} has no tokenizer facts (tokenizer); regenerate the data set")
+    for key in ("vocab_size", "eos_token_id"):
+        value = tokenizer.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(
+                f"{where}: tokenizer.{key} is {value!r}, not a count >= 0; regenerate the data set"
+            )
+    kind = summary.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise DataError(f"{where}: kind is {kind!r}, not a name; regenerate the data set")
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turn a split file that is missing or not Parquet into one DataError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(
+            f"{path} is missing although summary.json lists its split; regenerate the data set"
+        ) from None
+    except (pa.ArrowException, OSError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise DataError(
+            f"{path} is not a readable Parquet file ({reason}); regenerate the data set"
+        ) from None
+
+
+def _batches(path: Path, reader: pq.ParquetFile, batch_size: int, columns: list[str]):
+    """``reader``'s record batches; a corrupt page is a DataError naming ``path``."""
+    batches = reader.iter_batches(batch_size=batch_size, columns=columns)
+    while True:
+        with _readable(path):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _check_columns(path: Path, schema: pa.Schema, columns: list[str]) -> None:
+    """Each of ``columns`` is in the split file; ``tokens`` is a list of integer ids."""
+    for name in columns:
+        if name not in schema.names:
+            raise DataError(
+                f"{path} has no column {name!r} (columns: {', '.join(schema.names) or 'none'}); "
+                "regenerate the data set"
+            )
+    if "tokens" in columns:
+        kind = schema.field("tokens").type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not (
+            pa.types.is_integer(kind.value_type)
+        ):
+            raise DataError(
+                f"{path}: column 'tokens' holds {kind}, not lists of token ids; "
+                "regenerate the data set"
+            )
 
 
 def open_dataset(path: str | Path) -> TokenDataset:

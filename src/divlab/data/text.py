@@ -159,6 +159,11 @@ def _read_jsonl(path: Path, field: str, by) -> Iterator[str]:
             raise DataError(
                 f"{path} line {number} is not valid JSON ({e.msg}); fix or remove that line"
             ) from None
+        except (ValueError, RecursionError):  # a number of > 4300 digits, nesting too deep
+            raise DataError(
+                f"{path} line {number} is not valid JSON (a number too long or nesting too "
+                "deep); fix or remove that line"
+            ) from None
         if not isinstance(record, dict) or field not in record:
             keys = f" (it has {', '.join(map(repr, record))})" if isinstance(record, dict) else ""
             raise DataError(

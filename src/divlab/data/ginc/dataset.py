@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import divlab
@@ -55,7 +55,7 @@ from divlab.data.ginc.sampler import (
 from divlab.data.ginc.tokenizer import save_tokenizer
 from divlab.data.ginc.truth import ground_truth_diversity
 from divlab.data.store import FORMAT_VERSION, TokenDataset, token_lists, tokenizer_summary
-from divlab.errors import ConfigError, DataError
+from divlab.errors import ConfigError, DataError, format_validation_error
 from divlab.io import atomic_directory, write_json
 from divlab.specs import Spec
 
@@ -439,11 +439,30 @@ class GincDataset(TokenDataset):
 
     @property
     def family(self) -> ConceptFamily:
-        return ConceptFamily(FamilySpec(**self.summary["family"]))
+        where = f"{self.path}/summary.json family"
+        fields = self.summary.get("family")
+        if not isinstance(fields, dict):
+            raise DataError(f"{where} is {fields!r}, not a mapping; regenerate the data set")
+        try:
+            spec = FamilySpec.model_validate(fields)
+        except ValidationError as e:
+            raise DataError(
+                f"{format_validation_error(e, where)}; regenerate the data set"
+            ) from None
+        return ConceptFamily(spec)
 
     @property
     def concept_ids(self) -> list[int]:
-        return list(self.summary["concepts"]["ids"])
+        concepts = self.summary.get("concepts")
+        ids = concepts.get("ids") if isinstance(concepts, dict) else None
+        if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids
+        ):
+            raise DataError(
+                f"{self.path}/summary.json has no list of concept ids (concepts.ids); "
+                "regenerate the data set"
+            )
+        return list(ids)
 
     def prompts(self) -> pa.Table:
         path = self.path / "prompts.parquet"

@@ -23,13 +23,20 @@ TABLES = {
 
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+# Bounds that keep a spec's check cheap: the schedule and the start distribution are
+# built when the spec is validated (an array per fit, per state).
+MAX_GENERATIONS = 1_000_000
+MAX_SUPPORT = 1_000_000
 
 
 class _ChainSpec(Spec):
     smallest_M: ClassVar[int] = 1
     M: int | list[int] = Field(100, description="samples per fit, or the schedule M_1 .. M_n")
     generations: int | None = Field(
-        None, ge=1, description="fits (default: 50 for a constant M, the schedule's length)"
+        None,
+        ge=1,
+        le=MAX_GENERATIONS,
+        description="fits (default: 50 for a constant M, the schedule's length)",
     )
     chains: int = Field(2000, ge=2, description="independent chains")
     seed: int = Field(0, ge=0)
@@ -47,6 +54,8 @@ class _ChainSpec(Spec):
             sizes = self.sizes
         except ConfigError as e:
             raise ValueError(str(e)) from None
+        except OverflowError:  # numpy's int64
+            raise ValueError("M: every sample size must be below 2**63") from None
         if min(sizes) < self.smallest_M:
             raise ValueError(
                 f"M: every fit needs at least {self.smallest_M} samples, got {min(sizes)}"
@@ -68,7 +77,7 @@ class DiscreteChainSpec(_ChainSpec):
     ``probabilities``, refit from ``M_i`` samples each generation."""
 
     probabilities: list[float] | None = None
-    support: int | None = Field(None, ge=2)
+    support: int | None = Field(None, ge=2, le=MAX_SUPPORT)
     tail_quantile: float = Field(0.1, gt=0, lt=1)
 
     @model_validator(mode="after")

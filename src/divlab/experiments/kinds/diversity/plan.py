@@ -20,6 +20,7 @@ from divlab.experiments.data import ginc_data
 from divlab.experiments.ids import run_id, stable_hash
 from divlab.experiments.kinds.diversity.spec import DiversitySpec, TrainingSetSpec
 from divlab.experiments.runs import PER_RUN_FIELDS
+from divlab.train import TrainSpec
 
 
 @dataclass
@@ -157,8 +158,23 @@ def runs(spec: DiversitySpec, conditions_: list[Condition] | None = None) -> lis
         for c in conditions_
         for seed in spec.seeds
     ]
+    check_overrides(plans)
     check_fairness(plans, spec.allow_unfair)
     return plans
+
+
+def check_overrides(plans: list[RunPlan]) -> None:
+    """A set's free-form ``train`` overrides make a valid recipe, checked with the spec
+    (``divlab experiment validate``), not when its runs start after the data is made."""
+    checked = set()
+    for plan in plans:
+        condition = plan.condition
+        if not condition.train_overrides or condition.name in checked:
+            continue
+        checked.add(condition.name)
+        recipe = {k: v for k, v in plan.train.items() if k != "evaluation"}
+        # the data path is the runner's: any text stands for it here
+        TrainSpec.from_dict({**recipe, "data": "-"}, source=f"plan.sets {condition.name!r} train")
 
 
 def check_fairness(plans: list[RunPlan], allow_unfair: bool = False) -> None:

@@ -209,14 +209,19 @@ class DiversitySpec(CommonSpec):
                 f"the eval set is too small for the diversity batches: {problem}; raise "
                 "eval.n_docs (or eval.doc_length), or lower diversity.n_batches / batch_size"
             )
-        sizes = [self.training_data.n_tokens]
-        sizes += [s.n_tokens for s in self.plan.sets if s.n_tokens is not None]
+        sizes = [("training_data.n_tokens", self.training_data.n_tokens)]
+        sizes += [
+            (f"plan.sets {s.name!r} n_tokens", s.n_tokens)
+            for s in self.plan.sets
+            if s.n_tokens is not None
+        ]
         doc_length = self.training_data.doc_length
-        for n_tokens in sizes:
+        for field, n_tokens in sizes:
             problem = size_problem(n_tokens // doc_length, doc_length, *batches)
             if problem:
                 raise ValueError(
                     f"a training set of {n_tokens:,} tokens is too small for the diversity "
-                    f"batches: {problem}; raise its n_tokens or lower diversity.n_batches / "
-                    "batch_size"
+                    f"batches ({field}, in documents of training_data.doc_length "
+                    f"{doc_length:,}): {problem}; raise its n_tokens or lower "
+                    "diversity.n_batches / batch_size"
                 )

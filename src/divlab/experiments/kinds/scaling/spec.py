@@ -59,11 +59,12 @@ class ScalingExperimentSpec(CommonSpec):
         steps = [budget // self.batch_tokens for budget in section.token_budgets]
         if min(steps) < 1:
             raise ValueError(
-                f"every token budget must be at least one batch ({self.batch_tokens} tokens)"
+                "every one of scaling.token_budgets must be at least one batch "
+                f"(batch_tokens: {self.batch_tokens} tokens)"
             )
         if len(set(steps)) != len(steps):
             raise ValueError(
-                f"token budgets {section.token_budgets} train the same number of "
+                f"scaling.token_budgets {section.token_budgets} train the same number of "
                 f"{self.batch_tokens}-token batches; make them differ by at least one batch"
             )
         need = 3 + (section.holdout == "largest")
