@@ -105,5 +105,7 @@ def test_a_toy_kind_runs_through_the_cli_and_reports(toy_kind, tmp_path):
 
 
 def test_an_unknown_kind_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown experiment kind 'toy'.*diversity"):
+    with pytest.raises(
+        ConfigError, match=r"invalid test: kind 'toy' is not an experiment kind.*diversity"
+    ):
         registry.spec_from_dict({"kind": "toy", "name": "x"}, source="test")

@@ -64,7 +64,7 @@ def register(name: str, module: str) -> None:
 
 
 def get(name: str) -> Kind:
-    if name not in KINDS:
+    if not isinstance(name, str) or name not in KINDS:
         raise ConfigError(f"unknown experiment kind {name!r}; choose from {', '.join(KINDS)}")
     kind = importlib.import_module(KINDS[name]).KIND
     if kind.name != name:
@@ -77,8 +77,11 @@ def spec_from_dict(data: dict, source: str) -> CommonSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"invalid {source}: expected a mapping of fields")
     name = data.get("kind", DEFAULT)
-    if not isinstance(name, str):
-        raise ConfigError(f"invalid {source}: kind must be one of {', '.join(KINDS)}")
+    if not isinstance(name, str) or name not in KINDS:
+        raise ConfigError(
+            f"invalid {source}: kind {name!r} is not an experiment kind; choose from "
+            f"{', '.join(KINDS)}"
+        )
     return get(name).spec.from_dict(data, source=source)
 
 

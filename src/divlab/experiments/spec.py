@@ -26,7 +26,9 @@ from divlab.train.spec import OptimizerSpec, RecipeSpec
 class EvalSetSpec(Spec):
     """``D_eval``: documents of the eval concepts (GINC) or of a text corpus."""
 
-    n_concepts: int = Field(32, ge=1, description="|C_test|: concepts 0 .. n_concepts - 1")
+    n_concepts: int = Field(
+        32, ge=1, le=1_000_000, description="|C_test|: concepts 0 .. n_concepts - 1"
+    )
     # 128 x 512 tokens: room for the default diversity and alignment batches (16 x 32 x 128)
     n_docs: int = Field(128, ge=1)
     doc_length: int = Field(512, ge=2)
