@@ -279,7 +279,26 @@ def effect_table(results: pd.DataFrame, conditions: pd.DataFrame, metrics: list[
                 "high_x": float(high[x]),
                 "low_mean": float(np.nanmean(a)) if np.isfinite(a).any() else np.nan,
                 "high_mean": float(np.nanmean(b)) if np.isfinite(b).any() else np.nan,
-                **stats.effect_size(a, b),
+                **_supported_effect(a, b),
             }
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+MIN_EFFECT_SEEDS = 3
+
+
+def _supported_effect(a, b) -> dict:
+    """``stats.effect_size``, withheld (NaN, with the reason) below ``MIN_EFFECT_SEEDS``
+    seeds per arm: two seeds give a spread of one degree of freedom, and a standardised
+    difference over it can be anything (-48 was printed once)."""
+    effect = stats.effect_size(a, b)
+    n = min(np.isfinite(a).sum(), np.isfinite(b).sum())
+    if n < MIN_EFFECT_SEEDS and not effect.get("reason"):
+        effect.update(
+            hedges_g=np.nan,
+            welch_p=np.nan,
+            reason=f"withheld: {n} seeds per arm cannot estimate the spread "
+            f"(an effect size needs >= {MIN_EFFECT_SEEDS})",
+        )
+    return effect

@@ -12,13 +12,23 @@ so the diversity and alignment of a condition are measured once.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from divlab.data.ginc.concept_sets import (
+    design_correlations,
+    random_subsets,
+    similarity_spanning_subsets,
+)
 from divlab.data.ginc.dataset import ConceptSetSpec
+from divlab.data.ginc.family import ConceptFamily, FamilySpec
+from divlab.data.ginc.truth import ConceptGeometry, ground_truth_diversity, ground_truth_rivals
 from divlab.errors import ConfigError
 from divlab.experiments.data import ginc_data
 from divlab.experiments.ids import run_id, stable_hash
-from divlab.experiments.kinds.diversity.spec import DiversitySpec, TrainingSetSpec
+from divlab.experiments.kinds.diversity.spec import SUBSET_PLANS, DiversitySpec, TrainingSetSpec
 from divlab.experiments.runs import PER_RUN_FIELDS
 from divlab.train import TrainSpec
 
@@ -109,6 +119,13 @@ def conditions(spec: DiversitySpec) -> list[Condition]:
                         base,
                     )
                 )
+    elif plan.kind in SUBSET_PLANS:
+        tag = "s" if plan.kind == "similarity" else "r"
+        for k in plan.k:
+            for i, subset in enumerate(concept_subsets(spec, k)):
+                concepts = ConceptSetSpec(plan="ids", n_eval=n_eval, ids=sorted(subset))
+                data = _ginc_data(spec, concepts, None)
+                out.append(Condition(f"k={k}-{tag}{i}", plan.kind, data, k, 0, k))
     else:
         for entry in plan.sets:
             if entry.text is not None:
@@ -130,6 +147,45 @@ def conditions(spec: DiversitySpec) -> list[Condition]:
                 )
             )
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def eval_geometry(family_json: str, n_eval: int) -> tuple[ConceptGeometry, np.ndarray]:
+    """The Hellinger geometry of ``C_test`` (concepts 0 .. n_eval - 1) and its distance
+    matrix, computed once per family (the subset plans and ``design`` read it)."""
+    geometry = ConceptGeometry(ConceptFamily(FamilySpec.model_validate_json(family_json)))
+    return geometry, geometry.hellinger(list(range(n_eval)))
+
+
+def concept_subsets(spec: DiversitySpec, k: int) -> list[list[int]]:
+    """The concept subsets of size ``k`` of a subset plan (``similarity``: spanning the
+    ground-truth diversity at fixed k; ``random-subsets``: seeded random)."""
+    plan, n_eval = spec.plan, spec.eval.n_concepts
+    if plan.kind == "random-subsets":
+        return random_subsets(n_eval, k, plan.subsets, seed=plan.order_seed)
+    _, distances = eval_geometry(spec.family.model_dump_json(), n_eval)
+    return similarity_spanning_subsets(distances, k, plan.levels, seed=plan.order_seed)
+
+
+def design(spec: DiversitySpec, conditions_: list[Condition]) -> dict:
+    """Per GINC condition its ground truth (concepts, effective distinct concepts, mean
+    pairwise Hellinger: uniform weights) and rivals (coverage and typicality distances to
+    C_test), and the Spearman correlations of each ground-truth measure with k, coverage
+    and typicality across the conditions: printed before any training, so a design that
+    varies diversity only together with a rival is seen at once."""
+    geometry, _ = eval_geometry(spec.family.model_dump_json(), spec.eval.n_concepts)
+    eval_ids = list(range(spec.eval.n_concepts))
+    rows = []
+    for c in conditions_:
+        if c.is_text:
+            continue
+        ids = c.data["concepts"].get("ids") or ConceptSetSpec(**c.data["concepts"]).resolve()
+        truth = ground_truth_diversity(geometry.family, ids, geometry=geometry)
+        rivals = ground_truth_rivals(geometry.family, ids, eval_ids, geometry=geometry)
+        rows.append({"condition": c.name, **truth, **rivals})
+    if len(rows) < 3:
+        return {"conditions": rows, "correlations": {}}
+    return {"conditions": rows, "correlations": design_correlations(rows)}
 
 
 def noise_floor_condition(spec: DiversitySpec) -> Condition | None:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from divlab.experiments.kinds.diversity import judging
 from divlab.experiments.kinds.diversity.analysis import Analysis, analyse
+from divlab.experiments.kinds.diversity.judging import judge_measures
 from divlab.experiments.kinds.diversity.load import has_values, metric, read_experiment
 from divlab.experiments.kinds.diversity.plots import make_figures
 from divlab.experiments.kinds.diversity.summary import (
@@ -33,7 +35,14 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
     analysis = analyse(read_experiment(folder))
     figures = make_figures(analysis, report_dir / "figures")
     write_table(analysis.correlations, report_dir / "stats.parquet")
+    judgement = judge_measures(analysis.results, analysis.metrics)
+    answer = []
+    if judgement is not None:
+        write_table(judgement.table, report_dir / "measures.parquet")
+        shown = judging.figures(judgement, analysis.results, report_dir / "figures")
+        answer = [("Which measure tracks performance", _answer(judgement, shown), "answer")]
     return [
+        *answer,
         ("Summary", _summary(analysis), "summary"),
         ("Key numbers", _key_numbers(analysis), "key-numbers"),
         ("Correlations", _correlations(analysis), "correlations"),
@@ -42,6 +51,31 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
         ("Spec", _spec(analysis), "spec"),
         ("Provenance", _provenance(analysis), "provenance"),
     ], summary_json(analysis)
+
+
+def _answer(judgement, shown) -> str:
+    """The verdict in words, the decision-accuracy figure, the measures table."""
+    verdict = "".join(f"<li>{escape(line)}</li>" for line in judging.short_verdict(judgement))
+    every = "".join(f"<li>{escape(line)}</li>" for line in judgement.verdict)
+    details = f"<details><summary>Every measure, in words</summary><ul>{every}</ul></details>"
+    header, rows = judging.summary_rows(judgement)
+    caption = note(
+        "Decision accuracy: the share of pairs of conditions, among those whose mean "
+        "performance differs by more than the seed noise (1.96 standard errors), that the "
+        "measure orders as performance does; a measure is read as 'more diverse => better' "
+        "(compression ratio and Self-BLEU, where higher is less diverse, inverted), a rival "
+        "as 'higher => better'; 0.5 is chance, 1 - it the opposite rule; 95% bootstrap CIs "
+        "over conditions. Spearman over conditions (raw sign) with bootstrap CIs. Every "
+        "statistic, unflipped: measures.parquet beside this page."
+    )
+    return (
+        f"<ul class='verdict' id='verdict'>{verdict}</ul>"
+        + figures_html(shown[:1])
+        + table(header, rows, "measures-table")
+        + caption
+        + details
+        + figures_html(shown[1:])
+    )
 
 
 def _paragraph(parts: Paragraph) -> str:
@@ -162,7 +196,7 @@ def _effects(analysis: Analysis) -> str:
             number(r.low_mean),
             number(r.high_mean),
             number(r.difference),
-            fixed(r.hedges_g),
+            fixed(r.hedges_g) if np.isfinite(r.hedges_g) else (r.reason or "n/a"),
             p_value(r.welch_p),
             f"{r.n_a} vs {r.n_b}",
         ]
@@ -170,7 +204,8 @@ def _effects(analysis: Analysis) -> str:
     ]
     caption = note(
         "Difference = mean(to) - mean(from). Hedges' g: the difference in pooled standard "
-        "deviations with the small-sample correction; with few seeds it is very noisy."
+        "deviations with the small-sample correction, shown only with at least 3 seeds "
+        "per arm (with fewer the spread, and so g, is not estimable)."
     )
     return table(header, rows, "effect-table") + caption
 

@@ -3,13 +3,17 @@ from them (``divlab results``) for pandas / DuckDB.
 
 ``results.parquet``: one row per finished run — the condition's fields (plan, k,
 k_added, number of concepts, base condition), its ground-truth diversity, its Task2Vec
-diversity and alignment with D_eval (with CIs, the probe and the noise floor), every
-metric, FLOPs, tokens, wall time and versions. ``curves.parquet``: the learning curves in
-long form (run, tokens, eval loss, gap). Runs not yet finished are absent, never partial.
+diversity and alignment with D_eval (with CIs, the probe and the noise floor), the
+measures beside them and the rival explanations (``measures.columns``: Vendi, compression,
+distinct-n, Self-BLEU, embedding dispersion, eval overlap, size, coverage, typicality,
+energy distance, each with its CI), every metric, FLOPs, tokens, wall time and versions.
+``curves.parquet``: the learning curves in long form (run, tokens, eval loss, gap). Runs
+not yet finished are absent, never partial.
 """
 
 from __future__ import annotations
 
+from divlab.experiments.kinds.diversity import measures as side_measures
 from divlab.io import read_json, write_table
 from divlab.train.loop import load_curve
 
@@ -38,6 +42,7 @@ def _measure_columns(measures: dict | None, floor: dict | None) -> dict:
         "align2_ci_high": (align.get("align2_ci95") or [None, None])[1],
         "noise_floor": ((floor or {}).get("diversity") or {}).get("diversity"),
         "probe": measures.get("probe"),
+        **side_measures.columns(measures),
     }
 
 

@@ -20,6 +20,7 @@ from divlab.experiments import folder, ids
 from divlab.experiments.data import eval_data_spec
 from divlab.experiments.executors import Executor, available_cores, executor_for, run_all, share
 from divlab.experiments.executors import unfinished as unfinished_runs
+from divlab.experiments.kinds.diversity import measures as side_measures
 from divlab.experiments.kinds.diversity import plan as planning
 from divlab.experiments.kinds.diversity.results import consolidate
 from divlab.experiments.kinds.diversity.spec import (
@@ -29,6 +30,7 @@ from divlab.experiments.kinds.diversity.spec import (
     NearCuration,
     PerplexityCuration,
     SemDedupCuration,
+    SideMeasuresSpec,
 )
 from divlab.experiments.plan import RunGroup, Workload, eval_tokens, probe_model
 from divlab.experiments.runs import RunPayload, is_complete, torch_threads
@@ -242,7 +244,9 @@ class Experiment:
         }
 
     def measure(self, probe_info: dict, log=print) -> None:
-        """Diversity, alignment with D_eval and ground truth of every condition."""
+        """Diversity, alignment with D_eval, ground truth, and the measures beside them
+        (``measures``: baselines, eval overlap, coverage and typicality) of every
+        condition."""
         todo = [
             c
             for c in [*self.conditions, *self.extra_conditions]
@@ -266,6 +270,9 @@ class Experiment:
             eval_documents = probe_documents(eval_data, probe, split="eval")
             # the eval set's embeddings are computed once and reused for every condition
             cache = EmbeddingCache(self.layout.root / "cache" / "embeddings")
+        side = self._side_settings()
+        eval_tokens = eval_data.documents("eval") if side.enabled else None
+        geometry = None  # the eval concepts' bigram geometry, computed once for all
         for condition in todo:
             log(f"measure {condition.name}")
             path = self.layout.data(condition)
@@ -281,7 +288,34 @@ class Experiment:
                 record["diversity"] = {k: div[k] for k in div if k != "distance_matrix"}
                 record["alignment"] = {k: align[k] for k in align if k != "cross_distance_matrix"}
                 record["probe"] = probe_info.get("description", probe_info["source"])
+            if side.enabled:
+                data = open_dataset(path)
+                train_tokens = data.documents("train")
+                embeddings = None
+                if enabled:
+                    embeddings = side_measures.embed_documents(
+                        probe, train_tokens, side.sample, settings.seq_len, side.seed
+                    )
+                record["baselines"] = side_measures.condition_measures(
+                    train_tokens, eval_tokens, side, data.vocab_size, embeddings
+                )
+                if not condition.is_text:
+                    record["rivals"], geometry = side_measures.ginc_rivals(
+                        data.summary, eval_data.summary, geometry
+                    )
             write_json(self.layout.measures(condition), record)
+
+    def _side_settings(self) -> SideMeasuresSpec:
+        """The ``measures`` settings with ``sample: auto`` resolved: min(256, half the
+        smallest training set's documents), one sample size for every condition."""
+        side = self.spec.measures
+        if side.sample != "auto" or not side.enabled:
+            return side
+        smallest = min(
+            open_dataset(self.layout.data(c)).summary["splits"]["train"]["n_docs"]
+            for c in [*self.conditions, *self.extra_conditions]
+        )
+        return side.model_copy(update={"sample": max(2, min(256, smallest // 2))})
 
     def payloads(self, threads: int | None = None) -> list[RunPayload]:
         """One payload per run, finished or not (``run_all`` skips finished ones);
@@ -413,7 +447,28 @@ def describe(spec: DiversitySpec) -> list[str]:
     ]
     return [
         *lines,
+        *_design_lines(spec, experiment.conditions),
         f"{len(experiment.runs)} runs ({len(experiment.conditions)} conditions x "
         f"{len(spec.seeds)} seeds), model {spec.model.preset}, "
         f"{spec.token_budget:,} tokens each",
     ]
+
+
+def _design_lines(spec: DiversitySpec, conditions) -> list[str]:
+    """The design's ground-truth correlations, before any training (GINC plans)."""
+    if spec.is_text:
+        return []
+    correlations = planning.design(spec, conditions)["correlations"]
+    names = {
+        "n_concepts": "k",
+        "eval_coverage_distance": "coverage distance",
+        "train_typicality_distance": "typicality distance",
+    }
+    lines = []
+    for measure, rivals in correlations.items():
+        pairs = ", ".join(
+            f"{names.get(r, r)} {rho:+.2f}" if rho == rho else f"{names.get(r, r)} n/a"
+            for r, rho in rivals.items()
+        )
+        lines.append(f"design: Spearman of ground-truth {measure} with {pairs}")
+    return lines

@@ -15,10 +15,22 @@ Plans (BRIEF section 2):
   ``(k, k_added)``; ``k_added = 0`` is each ``k``'s base condition (plot D's reference).
 * ``sets``: a free-form list of named training sets (a concept set and its own quality,
   duplication and imbalance knobs, or real-text corpora) for other designs.
+* ``similarity`` (diversity at a fixed number of concepts): for each ``k``, ``levels``
+  subsets of ``C_test`` from the ``k`` most mutually similar concepts to the ``k`` most
+  dissimilar (ground-truth Hellinger geometry; ``concept_sets.similarity_spanning_subsets``);
+  several ``k`` make a grid of count x similarity.
+* ``random-subsets``: for each ``k``, ``subsets`` seeded random ``k``-subsets of ``C_test``,
+  so diversity, coverage and typicality vary naturally and can be separated by partial
+  correlation rather than by hand-picked extremes.
+
+The measures beside Task2Vec (``measures``: Vendi, compression, distinct-n, Self-BLEU,
+embedding dispersion, eval overlap, coverage, typicality) are taken on every condition;
+``judging`` says which of them tracks performance.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -109,12 +121,20 @@ class TrainingSetSpec(Spec):
         return self
 
 
+SUBSET_PLANS = ("similarity", "random-subsets")
+MAX_SUBSET_EVAL = 2000  # the subset plans hold C_test's distance matrix
+
+
 class PlanSpec(Spec):
-    kind: Literal["nested", "added", "sets"] = "nested"
+    kind: Literal["nested", "added", "sets", "similarity", "random-subsets"] = "nested"
     k: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     k_added: list[int] = Field(default_factory=lambda: [0])
-    order_seed: int = Field(0, ge=0, description="the permutation of C_test behind C_k")
+    order_seed: int = Field(
+        0, ge=0, description="the permutation of C_test behind C_k; the subset plans' seed"
+    )
     sets: list[TrainingSetSpec] = Field(default_factory=list)
+    levels: int = Field(3, ge=2, description="similarity: subsets per k, similar to dissimilar")
+    subsets: int = Field(4, ge=1, description="random-subsets: subsets per k")
 
     @field_validator("k", "k_added")
     @classmethod
@@ -135,6 +155,10 @@ class PlanSpec(Spec):
             raise ValueError(f"plan.sets is only read by plan 'sets', not {self.kind!r}")
         if self.kind == "nested" and 0 in self.k:
             raise ValueError("plan 'nested' needs k >= 1 (a training set needs concepts)")
+        if self.kind in SUBSET_PLANS and min(self.k) < 2:
+            raise ValueError(
+                f"plan {self.kind!r} needs k >= 2 (one concept has no diversity to vary)"
+            )
         return self
 
 
@@ -151,6 +175,27 @@ class ProbeSpec(Spec):
     seed: int = Field(0, ge=0)
 
 
+class SideMeasuresSpec(Spec):
+    """The measures beside Task2Vec (``divlab.measure.baselines``), on every condition."""
+
+    enabled: bool = True
+    sample: int | Literal["auto"] = Field(
+        "auto",
+        description="documents per Vendi / Self-BLEU sample, the same for every condition "
+        "(they grow with it); auto: min(256, half the smallest training set's documents)",
+    )
+    rounds: int = Field(50, ge=0, description="resamples behind each CI (0: no CIs)")
+    ngram: int = Field(2, ge=1, description="Vendi's n-gram order")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("sample")
+    @classmethod
+    def _at_least_two(cls, v):
+        if isinstance(v, int) and v < 2:
+            raise ValueError("must be at least 2 documents, or auto")
+        return v
+
+
 class DiversitySpec(CommonSpec):
     """``kind: diversity``: the Beyond Scale II experiment (conditions from a plan, their
     Task2Vec diversity and alignment, one run per condition and seed)."""
@@ -159,6 +204,7 @@ class DiversitySpec(CommonSpec):
     plan: PlanSpec = PlanSpec()
     probe: ProbeSpec = ProbeSpec()
     diversity: MeasureSpec = MeasureSpec()
+    measures: SideMeasuresSpec = SideMeasuresSpec()
     metrics: list[str] = Field(
         default_factory=lambda: ["loss", "gap", "icl_accuracy", "edit_distance"]
     )
@@ -175,7 +221,24 @@ class DiversitySpec(CommonSpec):
     @model_validator(mode="after")
     def _consistent(self) -> DiversitySpec:
         n_eval = self.eval.n_concepts
-        if self.plan.kind in ("nested", "added"):
+        if self.plan.kind in SUBSET_PLANS:
+            if n_eval > MAX_SUBSET_EVAL:
+                raise ValueError(
+                    f"plan {self.plan.kind!r} holds C_test's distance matrix: eval.n_concepts "
+                    f"must be at most {MAX_SUBSET_EVAL}, not {n_eval}"
+                )
+            if self.plan.kind == "random-subsets":
+                few = [
+                    k
+                    for k in self.plan.k
+                    if k <= n_eval and math.comb(n_eval, k) < self.plan.subsets
+                ]
+                if few:
+                    raise ValueError(
+                        f"plan.k {few}: fewer than plan.subsets={self.plan.subsets} distinct "
+                        f"subsets of the {n_eval} eval concepts; lower subsets or change k"
+                    )
+        if self.plan.kind in ("nested", "added", *SUBSET_PLANS):
             too_big = [k for k in self.plan.k if k > n_eval]
             if too_big:
                 raise ValueError(
