@@ -180,3 +180,47 @@ def test_energy_distance_matches_its_closed_form_for_a_normal_shift():
     assert abs(np.mean(same)) < 0.01
     expected = 2 * mean_abs(mu, np.sqrt(2)) - 2 * mean_abs(0, np.sqrt(2))
     assert np.mean(apart) == pytest.approx(expected, rel=0.03)
+
+
+def test_measure_diversity_reports_every_measure_side_by_side(five_concepts, tmp_path):
+    """``--metric`` runs the baselines beside (or without) Task2Vec: one JSON with each
+    value, CI, settings and seconds, equal to the library's functions on the same
+    documents; probe-free measures need no probe; a corpus of texts works too; a measure
+    that needs a probe, or an unknown one, is one error line and exit 2."""
+    from divlab.data.store import open_dataset
+    from divlab.measure import baselines
+
+    args = ["measure", "diversity", str(five_concepts), "--json", "--rounds", "10"]
+    result = CliRunner().invoke(app, [*args, "--metric", "all"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["measures"]) == {"vendi-ngram", "compression", "distinct-n", "self-bleu"}
+    documents = open_dataset(five_concepts).documents("train")
+    direct = baselines.vendi_ngram(documents, sample=report["sample"], seed=0, rounds=10)
+    assert report["measures"]["vendi-ngram"]["value"] == pytest.approx(direct["value"])
+    assert all(m["seconds"] >= 0 and m["ci"] for m in report["measures"].values())
+
+    both = CliRunner().invoke(app, [*args, "--metric", "task2vec,vendi-embedding",
+                                    "--probe", "random:tiny", "--batches", "5",
+                                    "--batch-size", "8", "--seq-len", "64"])  # fmt: skip
+    assert both.exit_code == 0, both.output
+    measures = json.loads(both.output)["measures"]
+    assert set(measures) == {"task2vec", "vendi-embedding"}
+    assert measures["task2vec"]["value"] == measures["task2vec"]["diversity"]
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"body": f"line {i} of {i % 3} words"}) + "\n"
+                              for i in range(40)))  # fmt: skip
+    text = CliRunner().invoke(
+        app, ["measure", "diversity", str(corpus), "--metric", "distinct-n,compression",
+              "--field", "body", "--json"],
+    )  # fmt: skip
+    assert text.exit_code == 0, text.output
+    assert json.loads(text.output)["documents"] == 40
+
+    from tests.test_cli import run_cli
+
+    for bad, needle in (("task2vec", "needs --probe"), ("vendy", "unknown measure")):
+        refused = run_cli("measure", "diversity", str(five_concepts), "--metric", bad)
+        assert refused.returncode == 2 and needle in refused.stderr
+        assert "Traceback" not in refused.stderr

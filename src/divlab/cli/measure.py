@@ -88,7 +88,34 @@ def _cache(folder: Path | None) -> EmbeddingCache | None:
 @app.command("diversity")
 def measure_diversity(
     data: Annotated[Path, typer.Argument(help="Data set folder or corpus file.")],
-    probe: ProbeOption,
+    probe: Annotated[
+        str | None,
+        typer.Option(
+            help="Model folder / divlab checkpoint, .gguf file, 'smollm2', or random:PRESET "
+            "(Task2Vec and the probe-embedding measures need one)."
+        ),
+    ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="Measures, comma-separated: task2vec, vendi-ngram, compression, distinct-n, "
+            "self-bleu, vendi-embedding, embedding-dispersion; or all (those the given "
+            "--probe / --embedder allow)."
+        ),
+    ] = "task2vec",
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Documents per Vendi / Self-BLEU sample (default min(256, half the "
+            "documents)); compare sets only at one sample size."
+        ),
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Resamples behind each baseline's CI.")] = 50,
+    embedder: Annotated[
+        str | None,
+        typer.Option(help="Text embeddings for the embedding measures: minilm (offline)."),
+    ] = None,
+    field: Annotated[str, typer.Option(help="The text field of a JSONL/Parquet corpus.")] = "text",
     estimator: EstimatorOption = "closed-form",
     n_batches: BatchesOption = 20,
     batch_size: BatchSizeOption = 64,
@@ -105,18 +132,30 @@ def measure_diversity(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     progress: ProgressOption = None,
 ) -> None:
-    """The Task2Vec diversity coefficient: mean distance between batches of the data."""
+    """Diversity of a data set or corpus: the Task2Vec coefficient (mean distance between
+    batches of the data; the default), or with --metric any of the measures beside it,
+    each with its CI, settings and cost in seconds."""
     # lazy: the library loads torch (see divlab.cli)
     import numpy as np
 
     from divlab.measure import bounds, diversity_coefficient, normalized_diversity, probe_documents
+    from divlab.measure.suite import measure_suite, parse_metrics
 
+    names = parse_metrics(metric, probe is not None, embedder is not None)
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
         construction=construction, finetune_epochs=finetune_epochs, seed=seed,
     )  # fmt: skip
+    if names != ["task2vec"]:
+        the_probe = _probe_for(data, probe, device) if probe else None
+        result = measure_suite(
+            data, names, the_probe, settings, sample=sample, rounds=rounds, seed=seed,
+            embedder=embedder, field=field, progress=_show_progress(progress),
+        )  # fmt: skip
+        _print_suite(result, out, as_json)
+        return
     the_probe = _probe_for(data, probe, device)
-    prepared = probe_documents(data, the_probe)
+    prepared = probe_documents(data, the_probe, field=field)
     show = _show_progress(progress)
     result = diversity_coefficient(prepared, the_probe, settings, _cache(cache), show)
     if with_bounds:  # bounds over the symbols the data actually uses
@@ -146,6 +185,25 @@ def measure_diversity(
             f"bounds: lower {result['bounds']['lower']:.4f}, upper "
             f"{result['bounds']['upper']:.4f}; normalised diversity {result['normalized']:.4f}"
         )
+
+
+def _print_suite(result: dict, out: Path | None, as_json: bool) -> None:
+    from rich.table import Table
+
+    if out:
+        write_json(out, result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{result['data']}: {result['documents']:,} documents")
+    for column in ("measure", "value", "95% CI", "seconds"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for name, r in result["measures"].items():
+        ci = r.get("ci")
+        interval = "-" if not ci else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+        table.add_row(name, f"{r['value']:.4g}", interval, f"{r['seconds']:.2f}")
+    console.print(table)
+    console.print(f"Vendi and Self-BLEU on samples of {result['sample']} documents")
 
 
 @app.command("alignment")

@@ -29,7 +29,8 @@ GROUND_TRUTH = {
     "gt_effective_distinct": "effective distinct concepts (GT)",
     "gt_mean_hellinger": "mean pairwise Hellinger (GT)",
 }
-CONTROLS = ("k", "overlap_jaccard2")  # partial Spearman controls, where they vary
+# partial Spearman controls, where they vary: each alone, and all together
+CONTROLS = ("k", "overlap_jaccard2", "coverage_distance", "typicality_distance")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Judgement:
     rivals: list[str]  # rival columns judged
     metrics: list[str]
     ground_truth: list[str]
+    all_controls: str = ""  # the control label of the row controlling for every rival
 
     def label(self, column: str) -> str:
         return _label(column)
@@ -84,7 +86,9 @@ def judge_measures(
     table["role"] = ["rival" if c in rivals else "measure" for c in table["column"]]
     named = table.assign(target=[METRICS[t].short if t in METRICS else t for t in table.target])
     verdict = judge.verdict(named, [_label(c) for c in rivals])
-    return Judgement(table, verdict, measures, rivals, list(directions), ground_truth)
+    return Judgement(
+        table, verdict, measures, rivals, list(directions), ground_truth, "+".join(controls)
+    )
 
 
 def _label(column: str) -> str:
@@ -114,6 +118,8 @@ def summary_rows(judgement: Judgement) -> tuple[list[str], list[list[str]]]:
         header += [f"{short}: decision accuracy [95% CI] (pairs)", f"{short}: Spearman [95% CI]"]
         if "k" in judgement.rivals:
             header.append(f"{short}: partial Spearman given k")
+        if "+" in judgement.all_controls:
+            header.append(f"{short}: partial Spearman given every rival")
     rows = []
     for column in judgement.measures + judgement.rivals:
         role = "rival" if column in judgement.rivals else "measure"
@@ -125,6 +131,9 @@ def summary_rows(judgement: Judgement) -> tuple[list[str], list[list[str]]]:
             cells += [_ci(accuracy) + pairs, _ci(rho)]
             if "k" in judgement.rivals:
                 cells.append(_ci(_one(t, column, "partial_spearman", m, control="k")))
+            if "+" in judgement.all_controls:
+                given = judgement.all_controls
+                cells.append(_ci(_one(t, column, "partial_spearman", m, control=given)))
         rows.append(cells)
     return header, rows
 
