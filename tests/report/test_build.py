@@ -20,6 +20,8 @@ FIGURES = [
     "E_ground_truth",
     "learning_curves",
     "speed",
+    "M_decision_accuracy",  # which measure tracks performance (diversity and the rivals)
+    "M_measures_vs_performance",
 ]
 
 
@@ -125,7 +127,7 @@ def test_sparse_experiment_skips_what_it_lacks(tmp_path):
     index = build_report(experiment, out=tmp_path / "out")
     index = build_report(experiment, out=tmp_path / "out")  # replaces its own report
     figures = sorted(p.stem for p in (index.parent / "figures").glob("*.png"))
-    assert figures == ["A_loss", "speed"]
+    assert figures == ["A_loss", "M_decision_accuracy", "M_measures_vs_performance", "speed"]
     summary = json.loads((index.parent / "summary.json").read_text())
     assert list(summary["metrics"]) == ["loss"]
     notes = " ".join(summary["skipped"])
