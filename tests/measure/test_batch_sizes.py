@@ -24,3 +24,34 @@ def test_size_problem_never_passes_what_make_batches_refuses(construction):
             assert fits, (n_docs, doc_length, n_batches, batch_size, seq_len)
         if not fits:
             assert problem is not None
+
+
+@pytest.mark.parametrize("construction", ["blocks", "documents"])
+def test_lengths_problem_never_passes_what_make_batches_refuses(construction):
+    """On documents of uneven lengths (a text corpus), checked before any probe runs."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from divlab.measure.batches import lengths_problem
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(
+        lengths=st.lists(st.integers(1, 60), min_size=1, max_size=40),
+        n_batches=st.integers(2, 5),
+        batch_size=st.integers(1, 4),
+        seq_len=st.integers(2, 20),
+    )
+    def agrees(lengths, n_batches, batch_size, seq_len):
+        documents = [np.arange(n) % 7 for n in lengths]
+        problem = lengths_problem(lengths, n_batches, batch_size, seq_len, construction)
+        try:
+            make_batches(documents, n_batches, batch_size, seq_len, construction, 7, seed=0)
+            fits = True
+        except DataError:
+            fits = False
+        if problem is None:
+            assert fits
+        if construction == "documents":
+            assert (problem is None) == fits  # exact: the same count
+
+    agrees()

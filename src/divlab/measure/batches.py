@@ -104,6 +104,29 @@ def size_problem(
     return None
 
 
+def lengths_problem(
+    lengths, n_batches: int, batch_size: int, seq_len: int, construction: str
+) -> str | None:
+    """``size_problem`` for documents of the given token ``lengths`` (a data set that
+    exists): why ``make_batches`` would refuse them, or None. Separators are not counted."""
+    lengths = np.asarray(lengths)
+    if construction == "documents":
+        long_enough = int((lengths >= seq_len).sum())
+        if long_enough < n_batches * batch_size:
+            return (
+                f"{long_enough} of {len(lengths)} documents have at least seq_len={seq_len} "
+                f"tokens, fewer than n_batches x batch_size = {n_batches * batch_size}"
+            )
+        return None
+    slots = int(lengths.sum()) // (batch_size * seq_len)
+    if slots < n_batches:
+        return (
+            f"{int(lengths.sum()):,} tokens make room for {slots} batches of {batch_size} x "
+            f"{seq_len} tokens, fewer than n_batches={n_batches}"
+        )
+    return None
+
+
 def _blocks(documents, n_batches, batch_size, seq_len, separator, rng) -> Batches:
     pieces, owners = [], []
     for index, doc in enumerate(documents):

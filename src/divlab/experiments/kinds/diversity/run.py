@@ -36,6 +36,7 @@ from divlab.experiments.plan import RunGroup, Workload, eval_tokens, probe_model
 from divlab.experiments.runs import RunPayload, is_complete, torch_threads
 from divlab.io import read_json, write_json
 from divlab.measure import alignment, diversity_coefficient, load_probe, probe_documents
+from divlab.measure.batches import lengths_problem
 from divlab.measure.cache import EmbeddingCache
 from divlab.train import TrainSpec, train
 
@@ -243,6 +244,29 @@ class Experiment:
             "final_train_loss": summary["final_train_loss"],
         }
 
+    def check_measurable(self) -> None:
+        """Every training set and the eval set hold the diversity batches, checked on the
+        prepared data before the probe trains and anything is measured (a GINC spec is
+        checked when parsed; a text corpus's document lengths are known only now). With a
+        probe of another tokenizer the counts change, and make_batches checks them."""
+        m = self.spec.diversity
+        if not m.enabled or not self.spec.is_text:
+            return
+        if self.spec.probe.source != "trained" and not self.spec.probe.source.startswith("random:"):
+            return
+        sets = [(c.name, self.layout.data(c), "train") for c in self.conditions]
+        sets.append(("the eval set", self.layout.eval_data(self.spec), "eval"))
+        for name, path, split in sets:
+            lengths = [len(d) for d in open_dataset(path).documents(split)]
+            problem = lengths_problem(lengths, m.n_batches, m.batch_size, m.seq_len,
+                                      m.construction)  # fmt: skip
+            if problem:
+                raise DataError(
+                    f"{name} is too small for the diversity batches: {problem}; lower "
+                    "diversity.n_batches / batch_size / seq_len, use construction: blocks "
+                    "(documents joined), or add documents"
+                )
+
     def measure(self, probe_info: dict, log=print) -> None:
         """Diversity, alignment with D_eval, ground truth, and the measures beside them
         (``measures``: baselines, eval overlap, coverage and typicality) of every
@@ -356,6 +380,7 @@ def run_experiment(
     started = folder.now()
     with torch_threads(available_cores()):  # the stages before the runs have the machine
         experiment.prepare_data(log)
+        experiment.check_measurable()
         probe_info = experiment.prepare_probe(log)
         experiment.curate_data(probe_info, log)
         experiment.measure(probe_info, log)
@@ -407,7 +432,8 @@ def workload(spec: DiversitySpec) -> Workload:
     groups, generated = [], eval_tokens(spec)
     probe = spec.probe
     if probe.source == "trained":
-        groups.append(RunGroup("probe", 1, probe.token_budget, probe.token_budget,
+        groups.append(RunGroup("probe", 1, probe.token_budget,
+                               None if spec.is_text else probe.token_budget,
                                {"preset": probe.preset}))  # fmt: skip
         generated += 0 if spec.is_text else probe.token_budget
     for c in conditions:
