@@ -38,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import divlab
 from divlab import seeds
 from divlab.data.ginc.concept_sets import (
+    OOD_OFFSET,
     added_concepts,
     eval_concepts,
     nested_concepts,
@@ -130,6 +131,16 @@ class ConceptSetSpec(Spec):
     k_added: int = Field(0, ge=0)
     ids: list[int] | None = None
     order_seed: int = Field(0, ge=0)
+
+    @field_validator("ids")
+    @classmethod
+    def _addressable(cls, v: list[int] | None) -> list[int] | None:
+        if v and max(v) >= OOD_OFFSET:
+            raise ValueError(
+                f"concept ids must be below 2**40 ({OOD_OFFSET}); the ids above are reserved "
+                "for out-of-distribution prompt concepts"
+            )
+        return v
 
     def resolve(self) -> list[int]:
         if self.plan == "eval":

@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from divlab.data.ginc.concept_sets import (
     design_correlations,
     random_subsets,
@@ -149,12 +147,16 @@ def conditions(spec: DiversitySpec) -> list[Condition]:
     return out
 
 
+# ``design`` is printed for designs of at most this many distinct concepts (its cost is
+# one bigram distribution per concept; larger designs are measured on their data)
+DESIGN_MAX_CONCEPTS = 512
+
+
 @functools.lru_cache(maxsize=8)
-def eval_geometry(family_json: str, n_eval: int) -> tuple[ConceptGeometry, np.ndarray]:
-    """The Hellinger geometry of ``C_test`` (concepts 0 .. n_eval - 1) and its distance
-    matrix, computed once per family (the subset plans and ``design`` read it)."""
-    geometry = ConceptGeometry(ConceptFamily(FamilySpec.model_validate_json(family_json)))
-    return geometry, geometry.hellinger(list(range(n_eval)))
+def family_geometry(family_json: str) -> ConceptGeometry:
+    """The Hellinger geometry of a family's concepts, one cache per family (the subset
+    plans and ``design`` read it)."""
+    return ConceptGeometry(ConceptFamily(FamilySpec.model_validate_json(family_json)))
 
 
 def concept_subsets(spec: DiversitySpec, k: int) -> list[list[int]]:
@@ -163,7 +165,7 @@ def concept_subsets(spec: DiversitySpec, k: int) -> list[list[int]]:
     plan, n_eval = spec.plan, spec.eval.n_concepts
     if plan.kind == "random-subsets":
         return random_subsets(n_eval, k, plan.subsets, seed=plan.order_seed)
-    _, distances = eval_geometry(spec.family.model_dump_json(), n_eval)
+    distances = family_geometry(spec.family.model_dump_json()).hellinger(list(range(n_eval)))
     return similarity_spanning_subsets(distances, k, plan.levels, seed=plan.order_seed)
 
 
@@ -172,17 +174,23 @@ def design(spec: DiversitySpec, conditions_: list[Condition]) -> dict:
     pairwise Hellinger: uniform weights) and rivals (coverage and typicality distances to
     C_test), and the Spearman correlations of each ground-truth measure with k, coverage
     and typicality across the conditions: printed before any training, so a design that
-    varies diversity only together with a rival is seen at once."""
-    geometry, _ = eval_geometry(spec.family.model_dump_json(), spec.eval.n_concepts)
+    varies diversity only together with a rival is seen at once. Skipped (empty) above
+    ``DESIGN_MAX_CONCEPTS`` distinct concepts."""
     eval_ids = list(range(spec.eval.n_concepts))
+    sets = {
+        c.name: c.data["concepts"].get("ids") or ConceptSetSpec(**c.data["concepts"]).resolve()
+        for c in conditions_
+        if not c.is_text
+    }
+    concepts = set(eval_ids).union(*sets.values()) if sets else set()
+    if len(concepts) > DESIGN_MAX_CONCEPTS:
+        return {"conditions": [], "correlations": {}, "skipped": len(concepts)}
+    geometry = family_geometry(spec.family.model_dump_json())
     rows = []
-    for c in conditions_:
-        if c.is_text:
-            continue
-        ids = c.data["concepts"].get("ids") or ConceptSetSpec(**c.data["concepts"]).resolve()
+    for name, ids in sets.items():
         truth = ground_truth_diversity(geometry.family, ids, geometry=geometry)
         rivals = ground_truth_rivals(geometry.family, ids, eval_ids, geometry=geometry)
-        rows.append({"condition": c.name, **truth, **rivals})
+        rows.append({"condition": name, **truth, **rivals})
     if len(rows) < 3:
         return {"conditions": rows, "correlations": {}}
     return {"conditions": rows, "correlations": design_correlations(rows)}

@@ -484,7 +484,14 @@ def _design_lines(spec: DiversitySpec, conditions) -> list[str]:
     """The design's ground-truth correlations, before any training (GINC plans)."""
     if spec.is_text:
         return []
-    correlations = planning.design(spec, conditions)["correlations"]
+    design = planning.design(spec, conditions)
+    if design.get("skipped"):
+        return [
+            f"design: ground-truth correlations not printed for {design['skipped']:,} "
+            f"concepts (above {planning.DESIGN_MAX_CONCEPTS}); the data sets record each "
+            "condition's ground truth"
+        ]
+    correlations = design["correlations"]
     names = {
         "n_concepts": "k",
         "eval_coverage_distance": "coverage distance",
