@@ -224,3 +224,17 @@ def test_measure_diversity_reports_every_measure_side_by_side(five_concepts, tmp
         refused = run_cli("measure", "diversity", str(five_concepts), "--metric", bad)
         assert refused.returncode == 2 and needle in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_measure_alignment_reports_energy_distance_and_overlap(five_concepts):
+    """``divlab measure alignment`` of a data set with itself: n-gram Jaccard 1 for every
+    n, the energy distance beside align1 and align2."""
+    sizes = ["--batches", "4", "--batch-size", "8", "--seq-len", "64"]
+    args = ["measure", "alignment", str(five_concepts), str(five_concepts), "--probe",
+            "random:tiny", *sizes, "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert {n: j["value"] for n, j in report["overlap"]["jaccard"].items()} == {
+        "1": 1.0, "2": 1.0, "4": 1.0}  # fmt: skip
+    assert "energy_distance" in report and len(report["energy_distance_ci95"]) == 2

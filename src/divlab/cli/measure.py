@@ -227,9 +227,12 @@ def measure_alignment(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     progress: ProgressOption = None,
 ) -> None:
-    """The Task2Vec alignment coefficient of two data sets (align1 and align2)."""
+    """The Task2Vec alignment coefficient of two data sets (align1, align2 and the energy
+    distance of their batch embeddings) and their overlap (n-gram Jaccard, unigram
+    cross-entropy of the second under the first)."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab.measure import alignment
+    from divlab.measure.suite import overlap_of
 
     settings = _measure_settings(
         estimator=estimator, n_batches=n_batches, batch_size=batch_size, seq_len=seq_len,
@@ -238,6 +241,7 @@ def measure_alignment(
     )  # fmt: skip
     the_probe = _probe_for(data_a, probe, device)
     result = alignment(data_a, data_b, the_probe, settings, _cache(cache), _show_progress(progress))
+    result["overlap"] = overlap_of(data_a, data_b, seed=seed)
     if out:
         write_json(out, result)
     if as_json:
@@ -248,6 +252,13 @@ def measure_alignment(
     if result["align2_ci95"]:
         align2 += " (95% CI [{:.4f}, {:.4f}])".format(*result["align2_ci95"])
     console.print(
-        f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 {align2}; "
-        f"probe {result['probe']}, {settings.estimator}"
+        f"align1 {result['align1']:.4f} (95% CI [{low:.4f}, {high:.4f}]), align2 {align2}, "
+        f"energy distance {result['energy_distance']:.4f}; probe {result['probe']}, "
+        f"{settings.estimator}"
+    )
+    overlap = result["overlap"]
+    jaccard = ", ".join(f"{n}-gram {v['value']:.3f}" for n, v in overlap["jaccard"].items())
+    console.print(
+        f"overlap: Jaccard {jaccard}; cross-entropy {overlap['cross_entropy']['value']:.3f} "
+        "nats (second's unigrams under the first's)"
     )

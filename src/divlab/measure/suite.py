@@ -104,6 +104,14 @@ def measure_suite(
     return {"data": source, "documents": len(documents), "sample": sample, "measures": out}
 
 
+def overlap_of(data_a, data_b, seed: int = 0, rounds: int = 50, field: str = "text") -> dict:
+    """``baselines.eval_overlap`` of two data sets or corpora (token ids of divlab data
+    sets, texts of corpora; the two must be of one kind)."""
+    first, _, _ = documents_of(data_a, field)
+    second, _, _ = documents_of(data_b, field)
+    return baselines.eval_overlap(first, second, seed=seed, rounds=rounds)
+
+
 def _embeddings(documents, probe, embedder, sample: int, seed: int):
     """Embeddings of at most ``2 x sample`` documents (the Vendi CI's samples)."""
     from divlab import seeds
