@@ -13,7 +13,7 @@ Spearman with each ground-truth measure (GINC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class Judgement:
     metrics: list[str]
     ground_truth: list[str]
     all_controls: str = ""  # the control label of the row controlling for every rival
+    costs: dict = field(default_factory=dict)  # measure column -> median seconds per condition
 
     def label(self, column: str) -> str:
         return _label(column)
@@ -86,8 +87,21 @@ def judge_measures(
     table["role"] = ["rival" if c in rivals else "measure" for c in table["column"]]
     named = table.assign(target=[METRICS[t].short if t in METRICS else t for t in table.target])
     verdict = judge.verdict(named, [_label(c) for c in rivals])
+    per_condition = results.groupby("condition").first()
+    costs = {
+        m: float(per_condition[f"{m}_seconds"].median())
+        for m in measures
+        if f"{m}_seconds" in per_condition and per_condition[f"{m}_seconds"].notna().any()
+    }
     return Judgement(
-        table, verdict, measures, rivals, list(directions), ground_truth, "+".join(controls)
+        table,
+        verdict,
+        measures,
+        rivals,
+        list(directions),
+        ground_truth,
+        "+".join(controls),
+        costs,
     )
 
 
@@ -112,7 +126,7 @@ def summary_rows(judgement: Judgement) -> tuple[list[str], list[list[str]]]:
     """The report's table: one row per measure and rival, per metric its decision
     accuracy [CI] (pairs counted) and Spearman [CI], then partial Spearman given k."""
     t = judgement.table
-    header = ["measure", "role"]
+    header = ["measure", "role", "cost (s per condition)"]
     for m in judgement.metrics:
         short = METRICS[m].short
         header += [f"{short}: decision accuracy [95% CI] (pairs)", f"{short}: Spearman [95% CI]"]
@@ -123,7 +137,7 @@ def summary_rows(judgement: Judgement) -> tuple[list[str], list[list[str]]]:
     rows = []
     for column in judgement.measures + judgement.rivals:
         role = "rival" if column in judgement.rivals else "measure"
-        cells = [judgement.label(column), role]
+        cells = [judgement.label(column), role, _cost(judgement, column)]
         for m in judgement.metrics:
             accuracy = _diverse_way(column, _one(t, column, "decision_accuracy", m))
             rho = _one(t, column, "spearman", m)
@@ -160,6 +174,12 @@ def _diverse_way(column: str, row: dict | None) -> dict | None:
         "ci_low": 1 - row["ci_high"],
         "ci_high": 1 - row["ci_low"],
     }
+
+
+def _cost(judgement: Judgement, column: str) -> str:
+    """Median seconds the measure took per condition (measures only)."""
+    seconds = judgement.costs.get(column)
+    return "" if seconds is None or not np.isfinite(seconds) else f"{seconds:.2f}"
 
 
 def _int(value) -> str:

@@ -121,6 +121,8 @@ def columns(record: dict) -> dict:
         result = side.get(name) or {}
         ci = result.get("ci") or [None, None]
         out[name], out[f"{name}_ci_low"], out[f"{name}_ci_high"] = result.get("value"), *ci
+        out[f"{name}_seconds"] = result.get("seconds")
+    out["diversity_seconds"] = (record.get("diversity") or {}).get("seconds")
     overlap = side.get("eval_overlap") or {}
     jaccard = (overlap.get("jaccard") or {}).get("2") or {}
     cross = overlap.get("cross_entropy") or {}

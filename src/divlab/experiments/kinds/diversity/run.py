@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,9 +308,12 @@ class Experiment:
             }
             if enabled:
                 documents = probe_documents(path, probe, split="train")
+                started = time.perf_counter()
                 div = diversity_coefficient(documents, probe, settings, cache)
+                seconds = time.perf_counter() - started
                 align = alignment(documents, eval_documents, probe, settings, cache)
                 record["diversity"] = {k: div[k] for k in div if k != "distance_matrix"}
+                record["diversity"]["seconds"] = seconds
                 record["alignment"] = {k: align[k] for k in align if k != "cross_distance_matrix"}
                 record["probe"] = probe_info.get("description", probe_info["source"])
             if side.enabled:
