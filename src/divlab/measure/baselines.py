@@ -324,9 +324,12 @@ def _check_sample(n_items: int, sample: int, measure: str, unit: str = "document
         )
 
 
-def _sampled(statistic: Callable, n_items: int, sample: int, rounds: int, rng) -> dict:
+def _sampled(
+    statistic: Callable, n_items: int, sample: int, rounds: int, rng, limits=(None, None)
+) -> dict:
     """A statistic of a fixed-size random sample, with the interval of the module
-    docstring (sampled measures)."""
+    docstring (sampled measures); the interval is clipped to the statistic's ``limits``
+    (the centred bootstrap can otherwise leave them)."""
     value = statistic(np.sort(rng.choice(n_items, sample, replace=False)))
     out = {"value": float(value), "ci": None, "ci_method": None, "mean_over_rounds": None}
     if rounds == 0:
@@ -342,6 +345,9 @@ def _sampled(statistic: Callable, n_items: int, sample: int, rounds: int, rng) -
         low, high = _percentiles(draws)
         out["ci_method"] = "independent samples"
         out["mean_over_rounds"] = float(draws.mean())
+    lower = -np.inf if limits[0] is None else limits[0]
+    upper = np.inf if limits[1] is None else limits[1]
+    low, high = np.clip(low, lower, upper), np.clip(high, lower, upper)
     out["ci"] = [float(low), float(high)]
     return out
 
@@ -471,7 +477,7 @@ def vendi_ngram(
         return vendi_score(_compact_columns(counts(rows)[0]))
 
     rng = seeds.rng(seed, "vendi-ngram")
-    values = _sampled(statistic, len(eligible), sample, rounds, rng)
+    values = _sampled(statistic, len(eligible), sample, rounds, rng, limits=(1, sample))
     settings = {
         "n": n,
         "sample": sample,
@@ -502,7 +508,9 @@ def vendi_embedding(
     matrix = _embeddings(embeddings)
     _check_sample(len(matrix), sample, "vendi-embedding", "embeddings")
     rng = seeds.rng(seed, "vendi-embedding")
-    values = _sampled(lambda rows: vendi_score(matrix[rows]), len(matrix), sample, rounds, rng)
+    values = _sampled(
+        lambda rows: vendi_score(matrix[rows]), len(matrix), sample, rounds, rng, limits=(1, sample)
+    )
     settings = {"sample": sample, "seed": seed, "rounds": rounds, "dims": matrix.shape[1]}
     return _result("vendi-embedding", True, started, settings, **values)
 
@@ -663,7 +671,9 @@ def self_bleu(
     def statistic(rows):
         return _self_bleu_of(counts(rows), lengths[rows])
 
-    values = _sampled(statistic, corpus.n_docs, sample, rounds, seeds.rng(seed, "self-bleu"))
+    values = _sampled(
+        statistic, corpus.n_docs, sample, rounds, seeds.rng(seed, "self-bleu"), limits=(0, 1)
+    )
     settings = {
         "orders": BLEU_ORDERS,
         "smoothing": "nltk method1 (epsilon 0.1)",

@@ -25,6 +25,7 @@ import torch
 from rich.console import Console
 from rich.progress import track
 from scipy import stats
+from scipy.spatial.distance import cdist
 
 from divlab.data.store import TokenDataset, open_dataset
 from divlab.data.text import read_documents
@@ -270,15 +271,18 @@ def alignment(
         for b, name in zip(batches, ("data 1", "data 2"), strict=True)
     ]
     cross = distance_matrix(embeddings[0], embeddings[1], kind=settings.distance)
-    within = [distance_matrix(e, kind=settings.distance) for e in embeddings]
+    # the energy distance: Euclidean on unit-normalised embeddings (see _energy)
+    units = [np.stack(e) / np.linalg.norm(np.stack(e), axis=1, keepdims=True) for e in embeddings]
+    e_cross = cdist(units[0], units[1])
+    e_within = [cdist(u, u) for u in units]
     rng = np.random.default_rng(settings.seed)
     n_a, n_b = cross.shape
     means, energies = [], []
     for _ in range(settings.bootstrap):
         rows, cols = rng.integers(0, n_a, n_a), rng.integers(0, n_b, n_b)
         means.append(cross[np.ix_(rows, cols)].mean())
-        energies.append(_energy(cross[np.ix_(rows, cols)], within[0], within[1], rows, cols))
-    energy = _energy(cross, *within, np.arange(n_a), np.arange(n_b))
+        energies.append(_energy(e_cross[np.ix_(rows, cols)], *e_within, rows, cols))
+    energy = _energy(e_cross, *e_within, np.arange(n_a), np.arange(n_b))
     align2 = []
     for repeat in _bar(
         range(settings.align2_repeats), "align2 (large batches)" if progress else None
@@ -314,8 +318,12 @@ def _energy(cross, within_a, within_b, rows, cols) -> float:
     """Energy distance ``2 E d(A, B) - E d(A, A') - E d(B, B')`` over batch embeddings
     (Szekely & Rizzo): the cross distance less each set's own spread, so a more diverse
     set is not scored as less aligned for its diversity alone (align1 = 1 - E d(A, B) is
-    bounded by 1 minus the set's own batch-to-batch distance). Within-set means are over
-    pairs of distinct draws (a bootstrap's repeated batch is not its own pair)."""
+    bounded by 1 minus the set's own batch-to-batch distance). ``alignment`` gives it the
+    Euclidean distance of unit-normalised embeddings, a metric of negative type: the
+    population value is >= 0 and 0 only for equal distributions. With the cosine distance
+    (half the SQUARED Euclidean of unit vectors) it would only compare mean directions and
+    could be negative. Within-set means are over pairs of distinct draws (a bootstrap's
+    repeated batch is not its own pair); the estimate can dip below 0 by sampling noise."""
 
     def spread(matrix, index):
         sub = matrix[np.ix_(index, index)]

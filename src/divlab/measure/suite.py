@@ -2,6 +2,9 @@
 --metric ...``): Task2Vec and the baselines of ``divlab.measure.baselines``, each with its
 CI, its settings and its cost in seconds.
 
+Every baseline sees the same number of documents (``sample``) on every set: Vendi and
+Self-BLEU grow with it, distinct-n and the compression ratio fall with it.
+
 Probe-free measures read a divlab data set's token ids (its ``train`` split, else its
 first) or a raw corpus's texts (JSONL, Parquet, text files: words are the units); the
 embedding measures use the probe's mean-pooled hidden states, or for text a
@@ -75,7 +78,10 @@ def measure_suite(
     documents, vocab, source = documents_of(data, field)
     if len(documents) < 4:
         raise ConfigError(f"{source} has {len(documents)} documents; the measures need >= 4")
-    sample = sample or max(2, min(baselines.DEFAULT_SAMPLE, len(documents) // 2))
+    if sample is None:
+        sample = max(2, min(baselines.DEFAULT_SAMPLE, len(documents) // 2))
+    if sample < 2:
+        raise ConfigError(f"--sample must be at least 2 documents, not {sample}")
     out: dict = {}
     for name in metrics:
         started = time.perf_counter()
@@ -87,8 +93,14 @@ def measure_suite(
             result = {k: v for k, v in result.items() if k != "distance_matrix"}
             result["value"], result["ci"] = result["diversity"], result["ci95"]
         elif name in EMBEDDED:
-            embeddings = out.setdefault("_embeddings", _embeddings(documents, probe, embedder,
-                                                                   sample, seed))  # fmt: skip
+            if "_embeddings" not in out:  # once, its cost counted in the first such measure
+                units = documents
+                if probe is not None and embedder is None:  # the probe's own tokens
+                    from divlab.measure.diversity import probe_documents
+
+                    units = probe_documents(data, probe, field=field).documents
+                out["_embeddings"] = _embeddings(units, probe, embedder, sample, seed)
+            embeddings = out["_embeddings"]  # fmt: skip
             function = baselines.EMBEDDING_MEASURES[name]
             kwargs = {"sample": sample} if name == "vendi-embedding" else {}
             result = function(embeddings, seed=seed, rounds=rounds, **kwargs)
@@ -97,7 +109,9 @@ def measure_suite(
             kwargs = {"sample": sample} if name in ("vendi-ngram", "self-bleu") else {}
             if name == "compression":
                 kwargs["vocab_size"] = vocab
-            result = function(documents, seed=seed, rounds=rounds, **kwargs)
+            # distinct-n and compression fall as a set grows: one sample size for all sets
+            units = documents if kwargs.get("sample") else _fixed(documents, sample, seed)
+            result = function(units, seed=seed, rounds=rounds, **kwargs)
         result["seconds"] = time.perf_counter() - started
         out[name] = result
     out.pop("_embeddings", None)
@@ -112,6 +126,15 @@ def overlap_of(data_a, data_b, seed: int = 0, rounds: int = 50, field: str = "te
     return baselines.eval_overlap(first, second, seed=seed, rounds=rounds)
 
 
+def _fixed(documents: list, sample: int, seed: int) -> list:
+    from divlab import seeds
+
+    if len(documents) <= sample:
+        return documents
+    chosen = sorted(seeds.rng(seed, "fixed sample").choice(len(documents), sample, replace=False))
+    return [documents[i] for i in chosen]
+
+
 def _embeddings(documents, probe, embedder, sample: int, seed: int):
     """Embeddings of at most ``2 x sample`` documents (the Vendi CI's samples)."""
     from divlab import seeds
@@ -122,8 +145,4 @@ def _embeddings(documents, probe, embedder, sample: int, seed: int):
         if not all(isinstance(d, str) for d in picked):
             raise ConfigError("--embedder embeds texts: give a corpus file, not token ids")
         return baselines.sentence_embeddings(picked, model=embedder)
-    if any(isinstance(d, str) for d in picked):
-        from divlab.measure.diversity import _tokenized
-
-        picked = _tokenized(picked, probe, "corpus").documents
     return baselines.mean_pooled_embeddings(probe, picked)

@@ -616,14 +616,15 @@ def _judge_one(row, metric: str, best_rival, bar: float, table: pd.DataFrame):
     )
     clusters = _rests_on_two_clusters(table, measure, metric)
     above_chance = np.isfinite(low) and low > CHANCE and not (np.isfinite(p) and p >= SIGNIFICANCE)
-    if not above_chance:
-        raw = (
-            f"decision accuracy {float(row['value']):.2f} (95% CI {float(row['ci_low']):.2f}-"
-            f"{float(row['ci_high']):.2f}, {pairs} pairs{p_text})"
+    if not above_chance:  # in its stronger direction, as everywhere, with the reason
+        why = (
+            "its CI reaches chance (0.5)"
+            if not (np.isfinite(low) and low > CHANCE)
+            else f"p = {p:.3g} against chance is not below {SIGNIFICANCE}"
         )
         return (
-            f"On {metric}, {measure} does not beat the rivals: its {raw} is not "
-            f"distinguishable from chance (0.5).{clusters}",
+            f"On {metric}, {measure} does not beat the rivals: {evidence}, which is not "
+            f"distinguishable from chance: {why}.{clusters}",
             False,
         )
     if best_rival is None:

@@ -287,7 +287,9 @@ def test_the_reports_measures_table_is_recomputed_from_results(tiny_experiment):
     pd.testing.assert_frame_equal(stored.reset_index(drop=True), recomputed.reset_index(drop=True))
     html = Path(result["report"]).read_text()
     assert html.index("id='answer'") < html.index("id='summary'")
-    assert "no measure beats the rivals" in html or "beats the rivals" in html
+    verdict = html[html.index("id='verdict'") : html.index("</ul>", html.index("id='verdict'"))]
+    assert "On eval loss, the best rival is" in verdict  # per metric: the bar to beat
+    assert "no measure beats the rivals" in verdict or " beats the rivals:" in verdict
     assert "withheld: 2 seeds per arm" in html
 
 
@@ -320,6 +322,8 @@ def test_subset_plans_hold_k_fixed_and_print_their_design():
     assert len(set(subsets)) == 4 and all(len(s) == 2 for s in subsets)
     with pytest.raises(ConfigError, match="needs k >= 2"):
         ExperimentSpec.from_dict(tiny_spec(plan={"kind": "similarity", "k": [1, 2]}))
+    with pytest.raises(ConfigError, match=r"fewer than plan\.levels=2 distinct subsets"):
+        ExperimentSpec.from_dict(tiny_spec(plan={"kind": "similarity", "k": [4], "levels": 2}))
     with pytest.raises(ConfigError, match=r"fewer than plan\.subsets=7 distinct subsets"):
         ExperimentSpec.from_dict(tiny_spec(plan={"kind": "random-subsets", "k": [3],
                                                  "subsets": 7}))  # fmt: skip

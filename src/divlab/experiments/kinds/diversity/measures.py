@@ -3,8 +3,9 @@
 Every condition gets, on its training documents (tokens) and the eval set's:
 
 * the probe-free baselines of ``divlab.measure.baselines``: Vendi of bigram counts,
-  compression ratio, distinct-n (n = 1..4), Self-BLEU, each with its CI, on the same
-  ``sample`` of documents for every condition where the measure grows with the sample;
+  compression ratio, distinct-n (n = 1..4), Self-BLEU, each with its CI, every one on
+  ``sample`` documents, the same number for every condition (each depends on the number
+  of documents it sees);
 * with a probe (Task2Vec enabled): Vendi and dispersion of the probe's mean-pooled
   document embeddings (``embed_documents`` of them, at most ``2 x sample``);
 * the rival explanations: overlap with the eval set (n-gram Jaccard, unigram
@@ -55,6 +56,14 @@ def embed_documents(probe, documents: list, sample: int, seq_len: int, seed: int
     )
 
 
+def fixed_sample(documents: list, sample: int, seed: int) -> list:
+    """``sample`` documents drawn by seed (in their order), or all of a smaller set."""
+    if len(documents) <= sample:
+        return list(documents)
+    chosen = np.sort(seeds.rng(seed, "fixed sample").choice(len(documents), sample, replace=False))
+    return [documents[i] for i in chosen]
+
+
 def condition_measures(
     train: list,
     eval_: list,
@@ -63,16 +72,20 @@ def condition_measures(
     embeddings: np.ndarray | None = None,
 ) -> dict:
     """Every baseline and overlap measure of one training set (dicts as the baselines
-    return them: value, CI, settings, seconds)."""
+    return them: value, CI, settings, seconds). Distinct-n and the compression ratio are
+    taken on a seeded sample of ``settings.sample`` documents, the same number for every
+    condition: on a whole set they fall as the set grows (more documents, more repeated
+    n-grams), which would order sets of unequal size by size."""
     s = settings
+    same_size = fixed_sample(train, s.sample, s.seed)
     out = {
         "vendi_ngram": baselines.vendi_ngram(
             train, n=s.ngram, sample=s.sample, seed=s.seed, rounds=s.rounds
         ),
         "compression_ratio": baselines.compression_ratio(
-            train, vocab_size=vocab_size, seed=s.seed, rounds=s.rounds
+            same_size, vocab_size=vocab_size, seed=s.seed, rounds=s.rounds
         ),
-        "distinct_n": baselines.distinct_n(train, seed=s.seed, rounds=s.rounds),
+        "distinct_n": baselines.distinct_n(same_size, seed=s.seed, rounds=s.rounds),
         "self_bleu": baselines.self_bleu(train, sample=s.sample, seed=s.seed, rounds=s.rounds),
         "eval_overlap": baselines.eval_overlap(train, eval_, seed=s.seed, rounds=s.rounds),
         "set": baselines.set_statistics(train),

@@ -320,9 +320,9 @@ class Experiment:
                 data = open_dataset(path)
                 train_tokens = data.documents("train")
                 embeddings = None
-                if enabled:
+                if enabled:  # the probe's own tokens (a text set is retokenized for it)
                     embeddings = side_measures.embed_documents(
-                        probe, train_tokens, side.sample, settings.seq_len, side.seed
+                        probe, documents.documents, side.sample, settings.seq_len, side.seed
                     )
                 record["baselines"] = side_measures.condition_measures(
                     train_tokens, eval_tokens, side, data.vocab_size, embeddings

@@ -227,6 +227,18 @@ class DiversitySpec(CommonSpec):
                     f"plan {self.plan.kind!r} holds C_test's distance matrix: eval.n_concepts "
                     f"must be at most {MAX_SUBSET_EVAL}, not {n_eval}"
                 )
+            if self.plan.kind == "similarity":
+                few = [
+                    k
+                    for k in self.plan.k
+                    if k <= n_eval and math.comb(n_eval, k) < self.plan.levels
+                ]
+                if few:
+                    raise ValueError(
+                        f"plan.k {few}: fewer than plan.levels={self.plan.levels} distinct "
+                        f"subsets of the {n_eval} eval concepts (k = n_eval has one); lower "
+                        "levels or k"
+                    )
             if self.plan.kind == "random-subsets":
                 few = [
                     k
