@@ -227,29 +227,15 @@ class DiversitySpec(CommonSpec):
                     f"plan {self.plan.kind!r} holds C_test's distance matrix: eval.n_concepts "
                     f"must be at most {MAX_SUBSET_EVAL}, not {n_eval}"
                 )
-            if self.plan.kind == "similarity":
-                few = [
-                    k
-                    for k in self.plan.k
-                    if k <= n_eval and math.comb(n_eval, k) < self.plan.levels
-                ]
-                if few:
-                    raise ValueError(
-                        f"plan.k {few}: fewer than plan.levels={self.plan.levels} distinct "
-                        f"subsets of the {n_eval} eval concepts (k = n_eval has one); lower "
-                        "levels or k"
-                    )
-            if self.plan.kind == "random-subsets":
-                few = [
-                    k
-                    for k in self.plan.k
-                    if k <= n_eval and math.comb(n_eval, k) < self.plan.subsets
-                ]
-                if few:
-                    raise ValueError(
-                        f"plan.k {few}: fewer than plan.subsets={self.plan.subsets} distinct "
-                        f"subsets of the {n_eval} eval concepts; lower subsets or change k"
-                    )
+            # the subsets asked for per k: levels (similarity) or subsets (random-subsets)
+            knob = "levels" if self.plan.kind == "similarity" else "subsets"
+            wanted = getattr(self.plan, knob)
+            few = [k for k in self.plan.k if k <= n_eval and math.comb(n_eval, k) < wanted]
+            if few:
+                raise ValueError(
+                    f"plan.k {few}: fewer than plan.{knob}={wanted} distinct subsets of the "
+                    f"{n_eval} eval concepts (k = n_eval has one); lower {knob} or change k"
+                )
         if self.plan.kind in ("nested", "added", *SUBSET_PLANS):
             too_big = [k for k in self.plan.k if k > n_eval]
             if too_big:
