@@ -73,3 +73,36 @@ def test_a_folder_of_another_kind_or_version_says_which(tmp_path):
     (tmp_path / "spec.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="not an experiment spec"):
         folder.claim_folder(tmp_path, spec)
+
+
+def test_harness_scores_become_plain_columns_with_their_sense():
+    """lm-eval metrics land in results.parquet as lm_eval_<task>_<metric>; the measures
+    table judges those whose sense is known (perplexity lower, accuracy higher), not their
+    standard errors; a spec without lm_eval keeps its run ids (the golden test pins them),
+    one with it changes them."""
+    from divlab.experiments.kinds.diversity.judging import harness_direction
+    from divlab.experiments.kinds.diversity.plan import runs
+    from divlab.experiments.kinds.diversity.spec import DiversitySpec
+    from divlab.experiments.runs import harness_column
+    from tests.experiments.tiny import tiny_spec
+
+    assert harness_column("arc_easy/acc_norm") == "lm_eval_arc_easy_acc_norm"
+    assert harness_column("ginc-docs/word_perplexity") == "lm_eval_ginc_docs_word_perplexity"
+    assert harness_direction("lm_eval_arc_easy_acc_norm") is True
+    assert harness_direction("lm_eval_ginc_docs_word_perplexity") is False
+    assert harness_direction("lm_eval_arc_easy_acc_stderr") is None
+    assert harness_direction("loss") is None
+    plain = DiversitySpec.from_dict(tiny_spec())
+    scored = DiversitySpec.from_dict(
+        tiny_spec(
+            evaluation={
+                "limit": 8,
+                "prefix": 16,
+                "length": 8,
+                "lm_eval": {"tasks": ["arc_easy"], "limit": 5},
+            }
+        )
+    )
+    assert "lm_eval" not in runs(plain)[0].train["evaluation"]
+    assert runs(scored)[0].train["evaluation"]["lm_eval"]["tasks"] == ["arc_easy"]
+    assert {r.id for r in runs(plain)}.isdisjoint(r.id for r in runs(scored))

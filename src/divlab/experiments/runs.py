@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, TypedDict
@@ -97,7 +98,7 @@ def run_payload(
     ``runs/<run_id>``, the id covering the data (relative to the experiment folder), the
     recipe and the evaluation, so a changed recipe never reuses a stale run."""
     recipe = spec.train_recipe(train_overrides) | {"seed": seed}
-    evaluation = evaluation or spec.evaluation.model_dump(mode="json")
+    evaluation = evaluation or spec.evaluation.dump()
     run_id = ids.run_id(name, seed, ids.relative(data, root), recipe, evaluation)
     return RunPayload(
         run_id=run_id,
@@ -164,6 +165,17 @@ def execute_run(payload: RunPayload) -> RunRecord:
         icl=evaluation["icl"],
         device=spec.device,
     )
+    harness = evaluation.get("lm_eval")
+    if harness:  # lm-evaluation-harness tasks on the same checkpoint
+        from divlab.evaluate.harness import score_checkpoint
+
+        result["lm_eval"] = score_checkpoint(
+            out / "model",
+            harness["tasks"],
+            include_path=harness.get("include_path"),
+            limit=harness.get("limit"),
+            device=spec.device,
+        )
     write_json(out / "eval.json", result)
     record: RunRecord = {
         "run_id": payload.run_id,
@@ -184,6 +196,12 @@ def execute_run(payload: RunPayload) -> RunRecord:
     return record
 
 
+def harness_column(name: str) -> str:
+    """The results column of an lm-eval metric ``task/metric``: ``lm_eval_task_metric``
+    (letters, digits and underscores: plain to query in pandas and DuckDB)."""
+    return "lm_eval_" + re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
+
+
 def metrics_of(evaluation: dict, summary: dict) -> dict:
     """The flat metrics of one run from its ``eval.json`` and ``run.json``."""
     loss = evaluation["loss"]
@@ -202,6 +220,7 @@ def metrics_of(evaluation: dict, summary: dict) -> dict:
             if with_examples
             else None
         ),
+        **{harness_column(name): v for name, v in evaluation.get("lm_eval", {}).items()},
         "edit_distance": continuation["edit_distance"],
         "token_match": continuation["token_match"],
         "speed_auc": speed.get("auc"),

@@ -77,11 +77,28 @@ class MeasureSpec(Spec):
         return DiversitySettings(**fields)
 
 
+class HarnessSpec(Spec):
+    """lm-evaluation-harness tasks scored on every run's checkpoint
+    (``divlab.evaluate.harness``; ``pip install 'divlab[harness]'``): built-in task names
+    (e.g. arc_easy, mmlu on a machine that reaches the Hugging Face hub) or tasks of a local
+    folder of task YAML files (``include_path``)."""
+
+    tasks: list[str] = Field(..., min_length=1)
+    include_path: str | None = Field(None, description="a folder of local task YAML files")
+    limit: int | None = Field(None, ge=1, description="documents per task (None: all)")
+
+
 class EvaluationSpec(Spec):
     limit: int = Field(64, ge=1, description="eval documents scored per run")
     prefix: int = Field(32, ge=1, description="continuation prompt tokens")
     length: int = Field(16, ge=1, description="continuation tokens generated")
     icl: bool = True
+    lm_eval: HarnessSpec | None = None
+
+    def dump(self) -> dict:
+        """The run's evaluation settings; ``lm_eval`` only when set, so the run ids of
+        specs without it stay as they were."""
+        return self.model_dump(mode="json", exclude={"lm_eval"} if self.lm_eval is None else set())
 
 
 class ExecutorSpec(Spec):

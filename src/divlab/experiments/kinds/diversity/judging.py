@@ -68,6 +68,10 @@ def judge_measures(
         for m in metrics
         if m in METRICS and METRICS[m].lower_is_better is not None and has_values(results, m)
     }
+    for column in results.columns:  # lm-evaluation-harness scores, where their sense is known
+        higher = harness_direction(column)
+        if higher is not None and has_values(results, column):
+            directions[column] = higher
     ground_truth = [c for c in GROUND_TRUTH if _varies(results, c)]
     if not (measures and directions):
         return None
@@ -85,7 +89,7 @@ def judge_measures(
     table.insert(1, "column", table["measure"])
     table["measure"] = [_label(c) for c in table["column"]]
     table["role"] = ["rival" if c in rivals else "measure" for c in table["column"]]
-    named = table.assign(target=[METRICS[t].short if t in METRICS else t for t in table.target])
+    named = table.assign(target=[metric_label(t) for t in table.target])
     verdict = judge.verdict(named, [_label(c) for c in rivals])
     per_condition = results.groupby("condition").first()
     costs = {
@@ -103,6 +107,26 @@ def judge_measures(
         "+".join(controls),
         costs,
     )
+
+
+LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "loss", "stderr")
+HIGHER_IS_BETTER = ("acc", "exact_match", "f1", "bleu", "mcc")
+
+
+def harness_direction(column: str) -> bool | None:
+    """Whether a higher lm-eval score (``lm_eval_<task>_<metric>``) is better; None for a
+    column that is not one or a metric of unknown sense (standard errors are left out)."""
+    if not column.startswith("lm_eval_") or column.endswith("stderr"):
+        return None
+    if any(word in column for word in LOWER_IS_BETTER):
+        return False
+    if any(word in column for word in HIGHER_IS_BETTER):
+        return True
+    return None
+
+
+def metric_label(metric: str) -> str:
+    return METRICS[metric].short if metric in METRICS else metric
 
 
 def _label(column: str) -> str:
@@ -128,7 +152,7 @@ def summary_rows(judgement: Judgement) -> tuple[list[str], list[list[str]]]:
     t = judgement.table
     header = ["measure", "role", "cost (s per condition)"]
     for m in judgement.metrics:
-        short = METRICS[m].short
+        short = metric_label(m)
         header += [f"{short}: decision accuracy [95% CI] (pairs)", f"{short}: Spearman [95% CI]"]
         if "k" in judgement.rivals:
             header.append(f"{short}: partial Spearman given k")
@@ -229,7 +253,7 @@ def figures(judgement: Judgement, results: pd.DataFrame, folder: Path) -> list[F
             _grid(judgement, conditions, metric),
             folder,
             "M_measures_vs_performance",
-            f"Measures against {METRICS[metric].short}",
+            f"Measures against {metric_label(metric)}",
             "One point per condition (mean over seeds).",
             True,
         )
@@ -257,7 +281,7 @@ def _accuracy_figure(judgement: Judgement) -> Figure:
             ax.errorbar(row["value"], position, xerr=err, fmt="o", color=colour, capsize=2)
         ax.axvline(0.5, color="black", lw=0.8, ls="--")
         ax.set_xlim(-0.02, 1.02)
-        ax.set_title(METRICS[metric].short)
+        ax.set_title(metric_label(metric))
         ax.set_xlabel("decision accuracy")
     axes[0].set_yticks(y, [judgement.label(c) for c in rows])
     return figure
@@ -270,7 +294,7 @@ def _grid(judgement: Judgement, conditions: pd.DataFrame, y: str) -> Figure:
     height = int(np.ceil(n / width))
     figure = Figure(figsize=(2.6 * width, 2.3 * height), layout="constrained")
     axes = figure.subplots(height, width, squeeze=False).ravel()
-    label = GROUND_TRUTH.get(y) or METRICS[y].label
+    label = GROUND_TRUTH.get(y) or (METRICS[y].label if y in METRICS else y)
     for ax, column in zip(axes, columns, strict=False):
         ax.scatter(conditions[column], conditions[y], s=14)
         ax.set_xlabel(judgement.label(column), fontsize=7)

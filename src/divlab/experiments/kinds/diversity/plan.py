@@ -216,7 +216,7 @@ def runs(spec: DiversitySpec, conditions_: list[Condition] | None = None) -> lis
             {
                 **spec.train_recipe(c.train_overrides),
                 "seed": seed,
-                "evaluation": spec.evaluation.model_dump(mode="json"),
+                "evaluation": spec.evaluation.dump(),
             },
         )
         for c in conditions_
