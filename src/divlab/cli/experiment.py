@@ -95,6 +95,7 @@ def experiment_validate(
     else:
         loaded.check_machine()
     check_trackers(loaded.logging)
+    experiments.check_harness(loaded)
     lines = experiments.get(loaded.kind).describe(loaded)
     cost = experiments.cost(loaded, gpu)
     if cost is not None and gpu is None:

@@ -67,12 +67,23 @@ def cost(spec: CommonSpec, gpu: str | None = None, rate: bool = True) -> dict | 
     return planning.plan(spec, workload, target)
 
 
+def check_harness(spec: CommonSpec) -> None:
+    """The spec's lm-evaluation-harness tasks exist (and lm-eval is installed), checked
+    before any compute rather than when the first run is scored."""
+    harness = spec.evaluation.lm_eval
+    if harness is not None:
+        from divlab.evaluate.harness import check_tasks
+
+        check_tasks(harness.tasks, include_path=harness.include_path)
+
+
 def check(spec: CommonSpec, out) -> dict | None:
     """Everything about this machine a run of ``spec`` into folder ``out`` needs, checked
     before any compute: CUDA where asked, memory for every run, disk for the data and
     checkpoints. Returns the plan (without a time estimate)."""
     spec.check_machine()
     check_trackers(spec.logging)
+    check_harness(spec)
     result = cost(spec, rate=False)
     if result is not None:
         planning.check_disk(result["total"], Path(out))
