@@ -87,7 +87,7 @@ def test_tiny_experiment_report_has_every_plot_and_the_table_numbers(tiny_experi
     assert index == out / "report" / "index.html"
     figures = {p.stem for p in (out / "report" / "figures").glob("*.png")}
     for metric in ("loss", "gap", "icl_accuracy", "edit_distance"):  # the spec's metrics
-        assert {f"A_{metric}", f"B_{metric}"} <= figures
+        assert {f"A_{metric}", f"B_{metric}", f"F_{metric}"} <= figures
     assert {"C_diversity_alignment", "E_ground_truth", "learning_curves"} <= figures
     assert {p.stem for p in (out / "report" / "figures").glob("*.svg")} == figures
     html = index.read_text()

@@ -34,6 +34,9 @@ CONDITION_COLUMNS = [
     "alignment",
     "alignment_ci_low",
     "alignment_ci_high",
+    "energy_distance",
+    "energy_distance_ci_low",
+    "energy_distance_ci_high",
     "gt_n_concepts",
     "gt_effective_concepts",
     "gt_hellinger",
@@ -85,7 +88,7 @@ def analyse(tables: ExperimentTables, n_boot: int = 2000) -> Analysis:
     if not has_alignment:
         skipped.append("No alignment was measured: plots B, C and D are left out.")
     for name in metrics:
-        for plot, x in [("A", "diversity"), ("B", "alignment")]:
+        for plot, x in [("A", "diversity"), ("B", "alignment"), ("F", "energy_distance")]:
             if has_values(results, x):
                 rows += _two_levels(results, plot, x, name, n_boot)
     if has_diversity and has_alignment:

@@ -73,6 +73,12 @@ METRICS = {
             "alignment",
             None,
         ),
+        Metric(
+            "energy_distance",
+            "energy distance to the eval set (batch embeddings; 0 = same distribution)",
+            "energy distance",
+            None,
+        ),
     ]
 }
 DEFAULT_METRICS = ["loss", "gap", "icl_accuracy", "edit_distance"]

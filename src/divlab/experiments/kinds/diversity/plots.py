@@ -32,7 +32,9 @@ PLOT_TITLES = {
     "C": "C: diversity vs alignment",
     "D": "D: gained alignment vs gained {metric} (concepts added outside the eval set)",
     "E": "E: Task2Vec diversity vs ground-truth diversity",
+    "F": "F: energy distance to D_eval vs {metric} (alignment without the set's own spread)",
 }
+PLOT_X = {"A": "diversity", "B": "alignment", "F": "energy_distance"}
 
 
 def make_figures(analysis: Analysis, folder: Path) -> list[FigureFile]:
@@ -48,7 +50,7 @@ def make_figures(analysis: Analysis, folder: Path) -> list[FigureFile]:
 def _figure_plan(analysis: Analysis) -> list[tuple]:
     """(file stem, title, caption, draw, wide) of each figure, in report order."""
     plan = []
-    for plot in ["A", "B", "C", "D"]:
+    for plot in ["A", "B", "C", "D", "F"]:
         if plot == "C":
             if analysis.correlation("C", "alignment", "conditions") is not None:
                 caption = "One point per condition; bars are the Task2Vec 95% CIs."
@@ -58,7 +60,7 @@ def _figure_plan(analysis: Analysis) -> list[tuple]:
         caption = (
             "Light points: runs (one per seed). Large points: condition means with 95% "
             "t-CIs over seeds"
-            + ("" if plot == "D" else " and the Task2Vec 95% CI horizontally")
+            + ("" if plot == "D" else " and the measure's 95% bootstrap CI horizontally")
             + ". Line: least-squares fit over runs."
         )
         for name in analysis.metrics:
@@ -137,7 +139,7 @@ def _relation_figure(analysis: Analysis, plot: str, name: str) -> Figure:
         ylabel = f"gained {metric(name).label}"
         x_bars = None
     else:
-        x = "diversity" if plot == "A" else "alignment"
+        x = PLOT_X[plot]
         points = analysis.results[["condition", x, name]].rename(columns={x: "x", name: "y"})
         xlabel, ylabel = metric(x).label, metric(name).label
         x_bars = _x_bars(analysis, x)
