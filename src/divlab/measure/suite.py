@@ -16,10 +16,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from divlab import seeds
 from divlab.data.store import open_dataset
 from divlab.data.text import read_documents
 from divlab.errors import ConfigError
 from divlab.measure import baselines
+from divlab.measure.diversity import diversity_coefficient, probe_documents
 
 PROBE_FREE = ("vendi-ngram", "compression", "distinct-n", "self-bleu")
 EMBEDDED = ("vendi-embedding", "embedding-dispersion")
@@ -86,8 +88,6 @@ def measure_suite(
     for name in metrics:
         started = time.perf_counter()
         if name == "task2vec":
-            from divlab.measure.diversity import diversity_coefficient, probe_documents
-
             prepared = probe_documents(data, probe, field=field)
             result = diversity_coefficient(prepared, probe, settings, progress=progress)
             result = {k: v for k, v in result.items() if k != "distance_matrix"}
@@ -96,10 +96,8 @@ def measure_suite(
             if "_embeddings" not in out:  # once, its cost counted in the first such measure
                 units = documents
                 if probe is not None and embedder is None:  # the probe's own tokens
-                    from divlab.measure.diversity import probe_documents
-
                     units = probe_documents(data, probe, field=field).documents
-                out["_embeddings"] = _embeddings(units, probe, embedder, sample, seed)
+                out["_embeddings"] = sample_embeddings(units, probe, sample, seed, embedder)
             embeddings = out["_embeddings"]  # fmt: skip
             function = baselines.EMBEDDING_MEASURES[name]
             kwargs = {"sample": sample} if name == "vendi-embedding" else {}
@@ -110,7 +108,7 @@ def measure_suite(
             if name == "compression":
                 kwargs["vocab_size"] = vocab
             # distinct-n and compression fall as a set grows: one sample size for all sets
-            units = documents if kwargs.get("sample") else _fixed(documents, sample, seed)
+            units = documents if kwargs.get("sample") else fixed_sample(documents, sample, seed)
             result = function(units, seed=seed, rounds=rounds, **kwargs)
         result["seconds"] = time.perf_counter() - started
         out[name] = result
@@ -126,23 +124,25 @@ def overlap_of(data_a, data_b, seed: int = 0, rounds: int = 50, field: str = "te
     return baselines.eval_overlap(first, second, seed=seed, rounds=rounds)
 
 
-def _fixed(documents: list, sample: int, seed: int) -> list:
-    from divlab import seeds
-
+def fixed_sample(documents: list, sample: int, seed: int) -> list:
+    """``sample`` documents drawn by seed (in their order), or all of a smaller set: one
+    number of documents for every set compared."""
     if len(documents) <= sample:
-        return documents
+        return list(documents)
     chosen = sorted(seeds.rng(seed, "fixed sample").choice(len(documents), sample, replace=False))
     return [documents[i] for i in chosen]
 
 
-def _embeddings(documents, probe, embedder, sample: int, seed: int):
-    """Embeddings of at most ``2 x sample`` documents (the Vendi CI's samples)."""
-    from divlab import seeds
-
+def sample_embeddings(
+    documents, probe, sample: int, seed: int, embedder: str | None = None, seq_len: int = 128
+):
+    """Embeddings of at most ``2 x sample`` documents drawn by seed (enough for the Vendi
+    CI's independent samples): a sentence-transformers ``embedder``'s of texts, else the
+    probe's mean-pooled hidden states over each document's first ``seq_len`` tokens."""
     chosen = sorted(seeds.rng(seed, "embedding sample").permutation(len(documents))[: 2 * sample])
     picked = [documents[i] for i in chosen]
     if embedder is not None:
         if not all(isinstance(d, str) for d in picked):
             raise ConfigError("--embedder embeds texts: give a corpus file, not token ids")
         return baselines.sentence_embeddings(picked, model=embedder)
-    return baselines.mean_pooled_embeddings(probe, picked)
+    return baselines.mean_pooled_embeddings(probe, picked, seq_len=seq_len)

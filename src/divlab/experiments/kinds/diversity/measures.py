@@ -7,7 +7,7 @@ Every condition gets, on its training documents (tokens) and the eval set's:
   ``sample`` documents, the same number for every condition (each depends on the number
   of documents it sees);
 * with a probe (Task2Vec enabled): Vendi and dispersion of the probe's mean-pooled
-  document embeddings (``embed_documents`` of them, at most ``2 x sample``);
+  document embeddings (``divlab.measure.suite.sample_embeddings``: at most ``2 x sample``);
 * the rival explanations: overlap with the eval set (n-gram Jaccard, unigram
   cross-entropy), the set's size (documents, tokens, mean length) and, on GINC, its
   ground-truth coverage of the eval concepts and typicality (``ground_truth_rivals``).
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from divlab import seeds
 from divlab.data.ginc.family import ConceptFamily, FamilySpec
 from divlab.data.ginc.truth import ConceptGeometry, ground_truth_rivals
-from divlab.measure import baselines
+from divlab.measure import baselines, suite
 
 # column -> (the measure behind it, higher = more diverse?)
 MEASURE_COLUMNS = {
@@ -46,24 +45,6 @@ RIVAL_COLUMNS = {
 }
 
 
-def embed_documents(probe, documents: list, sample: int, seq_len: int, seed: int) -> np.ndarray:
-    """Mean-pooled probe embeddings of at most ``2 x sample`` documents, drawn by seed
-    (enough for the Vendi CI's independent samples)."""
-    rng = seeds.rng(seed, "embedding sample")
-    chosen = rng.permutation(len(documents))[: 2 * sample]
-    return baselines.mean_pooled_embeddings(
-        probe, [documents[i] for i in sorted(chosen)], seq_len=seq_len
-    )
-
-
-def fixed_sample(documents: list, sample: int, seed: int) -> list:
-    """``sample`` documents drawn by seed (in their order), or all of a smaller set."""
-    if len(documents) <= sample:
-        return list(documents)
-    chosen = np.sort(seeds.rng(seed, "fixed sample").choice(len(documents), sample, replace=False))
-    return [documents[i] for i in chosen]
-
-
 def condition_measures(
     train: list,
     eval_: list,
@@ -77,7 +58,7 @@ def condition_measures(
     condition: on a whole set they fall as the set grows (more documents, more repeated
     n-grams), which would order sets of unequal size by size."""
     s = settings
-    same_size = fixed_sample(train, s.sample, s.seed)
+    same_size = suite.fixed_sample(train, s.sample, s.seed)
     out = {
         "vendi_ngram": baselines.vendi_ngram(
             train, n=s.ngram, sample=s.sample, seed=s.seed, rounds=s.rounds

@@ -39,6 +39,7 @@ from divlab.io import read_json, write_json
 from divlab.measure import alignment, diversity_coefficient, load_probe, probe_documents
 from divlab.measure.batches import lengths_problem
 from divlab.measure.cache import EmbeddingCache
+from divlab.measure.suite import sample_embeddings
 from divlab.train import TrainSpec, train
 
 CURATION = TypeAdapter(CurationSpec)
@@ -321,8 +322,12 @@ class Experiment:
                 train_tokens = data.documents("train")
                 embeddings = None
                 if enabled:  # the probe's own tokens (a text set is retokenized for it)
-                    embeddings = side_measures.embed_documents(
-                        probe, documents.documents, side.sample, settings.seq_len, side.seed
+                    embeddings = sample_embeddings(
+                        documents.documents,
+                        probe,
+                        side.sample,
+                        side.seed,
+                        seq_len=settings.seq_len,
                     )
                 record["baselines"] = side_measures.condition_measures(
                     train_tokens, eval_tokens, side, data.vocab_size, embeddings
