@@ -3,13 +3,27 @@ a YAML file turns validation errors into one ConfigError naming each bad field."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from divlab.errors import ConfigError, format_validation_error
 from divlab.io import load_yaml
+
+
+def checked_by(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A field validator from a ``problem(value) -> message or None`` function: the field
+    is refused with that message (the one the same check gives outside a spec)."""
+
+    def check(value: str) -> str:
+        message = problem(value)
+        if message:
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
 
 
 class Spec(BaseModel):

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Annotated
 
 import transformers.modeling_gguf_pytorch_utils as gguf_utils
-from pydantic import AfterValidator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging
 
 from divlab.devices import as_float32, resolve_device
 from divlab.errors import ConfigError, DataError
+from divlab.specs import checked_by
 from divlab.train.models import ModelSpec, build_config, build_model, preset_problem
 
 
@@ -91,15 +91,8 @@ def source_problem(source: str) -> str | None:
     return None
 
 
-def _checkable_source(source: str) -> str:
-    problem = source_problem(source)
-    if problem:
-        raise ValueError(problem)
-    return source
-
-
 # A probe source in a spec, checked as far as it can be when the spec is parsed.
-ProbeSource = Annotated[str, AfterValidator(_checkable_source)]
+ProbeSource = Annotated[str, checked_by(source_problem)]
 
 
 def load_probe(

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
 from divlab.errors import ConfigError
+from divlab.specs import checked_by
 
 # name: (hidden, layers, heads, intermediate); intermediate ~ 8/3 * hidden (SwiGLU)
 PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -35,15 +36,8 @@ def preset_problem(preset: str) -> str | None:
     return f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}"
 
 
-def _known_preset(preset: str) -> str:
-    problem = preset_problem(preset)
-    if problem:
-        raise ValueError(problem)
-    return preset
-
-
 # A model preset's name, checked when a spec is parsed.
-PresetName = Annotated[str, AfterValidator(_known_preset)]
+PresetName = Annotated[str, checked_by(preset_problem)]
 
 
 class ModelSpec(BaseModel):
