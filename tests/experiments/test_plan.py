@@ -126,12 +126,11 @@ def test_a_missing_tracker_is_found_before_any_work(tmp_path, monkeypatch):
 def test_lm_eval_tasks_are_checked_before_any_work(tmp_path, monkeypatch):
     """experiments.check asks the harness about the spec's tasks before the folder exists:
     an unknown task stops the experiment there."""
-    from divlab.evaluate import harness
 
     def refuse(tasks, include_path=None):
         raise ConfigError(f"unknown lm-eval task(s) {tasks}")
 
-    monkeypatch.setattr(harness, "check_tasks", refuse)
+    monkeypatch.setattr(experiments, "check_tasks", refuse)  # the harness's check, as used
     evaluation = {"limit": 8, "prefix": 16, "length": 8, "lm_eval": {"tasks": ["nope"]}}
     spec = experiments.spec_from_dict(tiny_spec(evaluation=evaluation), source="test")
     out = tmp_path / "exp"

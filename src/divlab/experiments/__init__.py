@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from divlab.errors import DataError
+from divlab.evaluate.harness import check_tasks
 from divlab.experiments import plan as planning
 from divlab.experiments.plan import RunGroup, Workload
 from divlab.experiments.registry import (
@@ -72,8 +73,6 @@ def check_harness(spec: CommonSpec) -> None:
     before any compute rather than when the first run is scored."""
     harness = spec.evaluation.lm_eval
     if harness is not None:
-        from divlab.evaluate.harness import check_tasks
-
         check_tasks(harness.tasks, include_path=harness.include_path)
 
 

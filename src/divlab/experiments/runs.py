@@ -25,6 +25,7 @@ from typing import Any, TypedDict
 import torch
 
 from divlab.evaluate.checkpoint import evaluate_checkpoint
+from divlab.evaluate.harness import score_checkpoint
 from divlab.experiments import ids
 from divlab.io import read_json, write_json
 from divlab.train import TrainSpec, train
@@ -167,8 +168,6 @@ def execute_run(payload: RunPayload) -> RunRecord:
     )
     harness = evaluation.get("lm_eval")
     if harness:  # lm-evaluation-harness tasks on the same checkpoint
-        from divlab.evaluate.harness import score_checkpoint
-
         result["lm_eval"] = score_checkpoint(
             out / "model",
             harness["tasks"],
