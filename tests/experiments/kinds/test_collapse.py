@@ -127,6 +127,18 @@ def _spec(**collapse_section) -> dict:
         ({"lm": {"decoding": "greedy"}}, "prompt_tokens"),
         ({"lm": {"prompt_tokens": 512}}, "doc_length"),
         ({"lm": {"window": 64}}, "seq_len"),
+        ({"lm": {"generations": 0}}, "generations"),
+        ({"gaussian": {"workflows": ["replace", "recycle"]}}, "workflows"),
+        ({"gaussian": {"workflows": ["accumulate-subsample"], "subsample": 101}}, "larger than"),
+        ({"gaussian": {"subsample": 10}}, "needs the accumulate-subsample"),
+        ({"gaussian": {"workflows": ["accumulate"], "M": [50, 60]}}, "constant M"),
+        ({"regression": {"T": 11, "d": 10}}, "must exceed d"),
+        ({"regression": {"subsample": 5, "d": 10}}, "at least 10"),
+        ({"lm": {"workflows": ["replace", "recycle"]}}, "workflows"),
+        ({"lm": {"workflows": []}}, "non-empty"),
+        ({"lm": {"workflows": ["accumulate-subsample"], "subsample_docs": 10**6}}, "larger than"),
+        ({"lm": {"workflows": ["accumulate"], "real_fraction": [0.5]}}, "replace workflow"),
+        ({"lm": {"subsample_docs": 8}}, "needs the accumulate-subsample"),
         ({"gaussian": None, "discrete": None, "lm": None}, "at least one"),
     ],
 )
@@ -162,19 +174,32 @@ LM_SPEC = {
     "evaluation": {"limit": 4, "prefix": 16, "length": 8, "icl": False},
 }
 LM_SECTION = {
-    "gaussian": {"M": 50, "generations": 5, "chains": 200},
+    "gaussian": {
+        "M": 50,
+        "generations": 5,
+        "chains": 200,
+        "workflows": ["replace", "accumulate", "accumulate-subsample"],
+        "subsample": 30,
+    },
+    "regression": {"T": 20, "d": 4, "generations": 4, "chains": 200},
     "discrete": {"M": 20, "generations": 5, "chains": 200, "support": 5},
     "lm": {
         "generations": 3,
+        "workflows": ["replace", "accumulate", "accumulate-fixed", "accumulate-subsample"],
         "real_fraction": [0.0, 1.0],
+        "subsample_docs": 40,
         "diversity": {"n_batches": 4, "batch_size": 4, "seq_len": 32, "bootstrap": 20},
     },
 }
 
 
+ARMS = ("real0", "real1", "accumulate", "accumulate-fixed", "accumulate-subsample")
+
+
 @pytest.fixture(scope="module")
 def recursion(tmp_path_factory):
-    """3 generations, arms keeping 0 % and 100 % real data, one seed, report built."""
+    """3 generations, replace arms keeping 0 % and 100 % real data and the three
+    accumulating workflows, one seed, report built."""
     spec = kinds.spec_from_dict(_spec(**LM_SECTION) | LM_SPEC, source="test")
     out = tmp_path_factory.mktemp("collapse") / "tiny"
     executor = InProcess()
@@ -186,12 +211,17 @@ def recursion(tmp_path_factory):
 def test_recursion_records_every_generation(recursion):
     spec, _, result, executor = recursion
     table = pd.read_parquet(result["tables"]["lm"])
-    assert len(executor.ran) == 1 + 2 * 2  # generation 0 is shared by the arms
-    assert sorted(zip(table.arm, table.generation, strict=True)) == [
-        (arm, g) for arm in ("real0", "real1") for g in range(3)
-    ]
+    assert len(executor.ran) == 1 + 2 * 5  # generation 0 is shared by the arms
+    described = "\n".join(collapse.describe(spec))
+    assert "3 generations x 5 arms x seeds [0] = 11 runs" in described
+    assert "accumulate: real + every synthetic corpus; 4,096 tokens x" in described
+    assert "(up to 12,288)" in described and "40 documents drawn" in described
+    assert sorted(zip(table.arm, table.generation, strict=True)) == sorted(
+        (arm, g) for arm in ARMS for g in range(3)
+    )
     n_docs = n_documents(spec)
-    assert n_docs == 32 and (table.n_docs == n_docs).all()
+    replace = table[table.workflow == "replace"]
+    assert n_docs == 32 and (replace.n_docs == n_docs).all()
     first = table[table.generation == 0]
     assert first.run_id.nunique() == 1 and first.loss.nunique() == 1
     assert (first.generated_docs == 0).all() and (first.assignment_accuracy == 1.0).all()
@@ -203,6 +233,53 @@ def test_recursion_records_every_generation(recursion):
     assert (table.concept_entropy >= 0).all() and table.diversity.notna().all()
     assert table.tail_mass.between(0, 1).all() and (first.tail_mass <= 0.1).all()
     assert np.isfinite(table[["loss", "gap", "oracle_loss"]]).all().all()
+
+
+def test_accumulated_pools_hold_the_real_data_and_every_earlier_corpus(recursion):
+    """Generation n of an accumulating arm trains on the real corpus and the synthetic
+    corpora sampled by generations 0 .. n-1, each whole and once (ids and tokens checked);
+    the subsample arm on a fixed-size draw without replacement from that pool."""
+    spec, out, result, _ = recursion
+    n = n_documents(spec)
+    (real_dir,) = (out / "data").glob("real-*")
+    real = pd.read_parquet(real_dir / "train.parquet")
+    table = pd.read_parquet(result["tables"]["lm"])
+    for generation in (1, 2):
+        pool = pd.read_parquet(out / "pools" / f"accumulate-s0-g{generation}" / "train.parquet")
+        names = ["real", *(f"accumulate-s0-g{g}" for g in range(1, generation + 1))]
+        assert list(dict.fromkeys(pool.origin)) == names and len(pool) == n * (generation + 1)
+        for name, part in pool.groupby("origin", sort=False):
+            assert part.origin_doc_id.tolist() == list(range(n))
+            source = (
+                real
+                if name == "real"
+                else pd.read_parquet(out / "corpora" / name / "train.parquet")
+            )
+            assert all(
+                np.array_equal(a, b) for a, b in zip(part.tokens, source.tokens, strict=True)
+            )
+        assert pool.doc_id.tolist() == list(range(len(pool)))
+        draw = pd.read_parquet(
+            out / "pools" / f"accumulate-subsample-s0-g{generation}" / "train.parquet"
+        )
+        assert len(draw) == 40 and not draw.duplicated(["origin", "origin_doc_id"]).any()
+        assert set(draw.origin) <= {
+            "real",
+            *(f"accumulate-subsample-s0-g{g}" for g in range(1, generation + 1)),
+        }
+        rows = table[table.generation == generation].set_index("arm")
+        assert rows.loc["accumulate", "n_docs"] == n * (generation + 1)
+        assert rows.loc["accumulate", "real_share"] == pytest.approx(1 / (generation + 1))
+        assert rows.loc["accumulate-subsample", "n_docs"] == 40
+
+
+def test_every_arm_trains_on_the_budget_it_claims(recursion):
+    spec, _, result, _ = recursion
+    table = pd.read_parquet(result["tables"]["lm"])
+    for row in table.itertuples():
+        grows = row.workflow == "accumulate"
+        claimed = spec.token_budget * (row.generation + 1 if grows else 1)
+        assert row.token_budget == claimed and row.tokens == claimed, (row.arm, row.generation)
 
 
 def test_keeping_all_real_data_reproduces_generation_0(recursion):
@@ -267,12 +344,48 @@ def test_report_has_the_headline_numbers(recursion):
         own = table[table.arm == arm].sort_values("generation")
         assert summary["lm"]["arms"][arm]["loss"] == pytest.approx(own.loss.tolist())
         assert summary["lm"]["arms"][arm]["loss_last"] == pytest.approx(own.loss.iloc[-1])
-    gaussian = pd.read_parquet(out / "collapse_gaussian.parquet").iloc[-1]
+    gaussian = pd.read_parquet(out / "collapse_gaussian.parquet")
+    gaussian = gaussian[gaussian.workflow == "replace"].iloc[-1]  # "last": the first workflow's
     assert summary["gaussian"]["last"]["w2"]["mean"] == pytest.approx(gaussian.w2_mean)
     assert summary["gaussian"]["last"]["w2"]["exact"] == pytest.approx(gaussian.w2_exact)
     assert len(summary["discrete"]["absorption"]) == 5
+    gaussian = pd.read_parquet(out / "collapse_gaussian.parquet")
+    assert list(dict.fromkeys(gaussian.workflow)) == [
+        "replace",
+        "accumulate",
+        "accumulate-subsample",
+    ]
+    for flow, own in gaussian.groupby("workflow"):
+        reported = summary["gaussian"]["workflows"][flow]["mean_error"]
+        assert reported["mean"] == pytest.approx(own.mean_error_mean.iloc[-1])
+        z = (own.mean_error_mean - own.mean_error_exact) / own.mean_error_se
+        assert reported["max_abs_z"] == pytest.approx(np.abs(z.iloc[1:]).max())
+    regression = pd.read_parquet(out / "collapse_regression.parquet")
+    assert (
+        set(summary["regression"]["workflows"])
+        == set(regression.workflow)
+        == {
+            "replace",
+            "accumulate",
+            "accumulate-subsample",
+        }
+    )
+    # the verdict's seed-paired loss changes are what the table gives
+    changes = {row["arm"]: row for row in summary["lm"]["loss_changes"]}
+    for arm in ARMS:
+        own = table[table.arm == arm].set_index("generation").loss
+        assert changes[arm]["change_mean"] == pytest.approx(own.loc[2] - own.loc[0])
+    assert any("accumulate" in line for line in summary["lm"]["verdict"])
     html = (out / "report" / "index.html").read_text()
-    for element in ("lm-loss-last-real0", "gaussian-w2-last", "figure-lm-metrics", "spec-dump"):
+    for element in (
+        "lm-loss-last-real0",
+        "gaussian-w2-last",
+        "gaussian-accumulate-mean_error-last",
+        "regression-test_error-last",
+        "lm-verdict",
+        "figure-lm-metrics",
+        "spec-dump",
+    ):
         assert f"id='{element}'" in html
 
 

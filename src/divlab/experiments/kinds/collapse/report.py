@@ -35,10 +35,12 @@ from divlab.report.formatting import interval, number
 LM_METRICS = {
     "loss": "eval loss (nats/token)",
     "gap": "gap to the oracle (nats/token)",
-    "diversity": "diversity coefficient of the corpus",
     "tail_mass": "tail mass of the corpus",
     "concepts_covered": "concepts covered",
     "concept_entropy": "concept entropy (nats)",
+    "diversity": "Task2Vec diversity of the corpus",
+    "vendi_ngram": "Vendi score (bigrams) of the corpus",
+    "distinct_n": "distinct-n (n = 1..4) of the corpus",
 }
 GAUSSIAN = {
     "variance": "variance s_n^2",
@@ -46,6 +48,7 @@ GAUSSIAN = {
     "mean_error": "(mu_n - mu)^2",
     "w2": "W2^2 to the original",
 }
+REGRESSION = {"test_error": "test error ||w_n - w*||^2"}
 DISCRETE = {
     "gini_simpson": "Gini-Simpson diversity",
     "support": "support size",
@@ -70,6 +73,12 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
             frame = pd.read_parquet(folder / TABLES["gaussian"])
             html, summary["gaussian"] = _chain_section(frame, "gaussian", GAUSSIAN, figures_dir)
             out.append(("Gaussian chain", html, "gaussian"))
+        if (folder / TABLES["regression"]).exists():
+            frame = pd.read_parquet(folder / TABLES["regression"])
+            html, summary["regression"] = _chain_section(
+                frame, "regression", REGRESSION, figures_dir
+            )
+            out.append(("Linear-regression chain", html, "regression"))
         if (folder / TABLES["discrete"]).exists():
             frame = pd.read_parquet(folder / TABLES["discrete"])
             html, summary["discrete"] = _chain_section(frame, "discrete", DISCRETE, figures_dir)
@@ -82,59 +91,164 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
 
 
 # ---- the LM recursion -------------------------------------------------------------------
+def arm_order(table: pd.DataFrame) -> list[str]:
+    """The arms in the order the experiment ran them (replace's, then accumulating)."""
+    return list(dict.fromkeys(table.sort_values("generation", kind="stable").arm))
+
+
 def lm_means(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (arm, generation, metric): mean, t-based CI, n, min and max over seeds."""
     rows = []
-    for (arm, fraction, generation), group in table.groupby(
-        ["arm", "real_fraction", "generation"], sort=True
-    ):
+    order = {arm: i for i, arm in enumerate(arm_order(table))}
+    for (arm, generation), group in table.groupby(["arm", "generation"], sort=True):
         for metric in LM_METRICS:
-            values = pd.to_numeric(group[metric], errors="coerce").to_numpy(float)
+            values = pd.to_numeric(group.get(metric), errors="coerce")
+            values = np.asarray(values if values is not None else [], float)
+            finite = np.isfinite(values).any()
             rows.append(
                 {
                     "arm": arm,
-                    "real_fraction": fraction,
+                    "workflow": group.workflow.iloc[0] if "workflow" in group else "replace",
                     "generation": generation,
                     "metric": metric,
                     **stats.mean_ci(values),
-                    "min": np.nanmin(values) if np.isfinite(values).any() else np.nan,
-                    "max": np.nanmax(values) if np.isfinite(values).any() else np.nan,
+                    "min": np.nanmin(values) if finite else np.nan,
+                    "max": np.nanmax(values) if finite else np.nan,
                 }
             )
-    return pd.DataFrame(rows).sort_values(["real_fraction", "generation"], kind="stable")
+    frame = pd.DataFrame(rows)
+    frame["_order"] = frame.arm.map(order)
+    return frame.sort_values(["_order", "generation"], kind="stable").drop(columns="_order")
+
+
+def loss_changes(table: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: the change of eval loss from generation 0 to the last, paired by seed
+    (generation 0 is one run per seed shared by the arms), with its t-based CI; and the
+    last generation's loss minus the replace arm's without real data (``real0``, else the
+    first replace arm), paired by seed."""
+    last = table.generation.max()
+    first = table[table.generation == 0].groupby("seed").loss.first()
+    final = table[table.generation == last].pivot_table(index="seed", columns="arm", values="loss")
+    replace = [a for a in arm_order(table) if a.startswith("real")]
+    baseline = "real0" if "real0" in replace else (replace[0] if replace else None)
+    rows = []
+    for arm in arm_order(table):
+        change = (final[arm] - first.reindex(final.index)).to_numpy(float)
+        row = {"arm": arm, **{f"change_{k}": v for k, v in stats.mean_ci(change).items()}}
+        if baseline is not None and arm != baseline:
+            versus = (final[arm] - final[baseline]).to_numpy(float)
+            row |= {f"versus_{k}": v for k, v in stats.mean_ci(versus).items()}
+            row["baseline"] = baseline
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _moved(mean: float, low: float, high: float, what: str) -> str:
+    """``rose by 0.31 [0.2, 0.4]`` / ``fell ...`` / ``no change we can detect ...``."""
+    ci = interval(low, high, lambda v: number(v, 3))
+    if not np.isfinite(low) or low <= 0 <= high:
+        return f"no {what} we can detect ({number(mean, 3)}, 95% CI {ci or 'n/a'})"
+    verb = "rose" if mean > 0 else "fell"
+    return f"{verb} by {number(abs(mean), 3)} (95% CI {ci})"
+
+
+def lm_verdict(table: pd.DataFrame) -> list[str]:
+    """Plain words: did each arm's eval loss move over the generations, and did the
+    accumulating arms end below replace? Based on seed-paired CIs (none with < 2 seeds)."""
+    changes = loss_changes(table)
+    seeds = table.seed.nunique()
+    last = int(table.generation.max())
+    lines = []
+    for row in changes.itertuples():
+        text = f"{row.arm}: eval loss from generation 0 to {last} " + _moved(
+            row.change_mean, row.change_ci_low, row.change_ci_high, "change"
+        )
+        if isinstance(getattr(row, "baseline", None), str):
+            text += f"; at generation {last} it is {number(row.versus_mean, 3)} nats/token "
+            text += f"against {row.baseline} (95% CI "
+            text += f"{interval(row.versus_ci_low, row.versus_ci_high, lambda v: number(v, 3))})"
+        lines.append(text + ".")
+    headline = _headline(changes, last)
+    if seeds < 3:
+        lines.append(f"Only {seeds} seed(s): treat these intervals as rough (3 or more needed).")
+    if "accumulate" in set(table.get("workflow", ())):
+        lines.append(
+            "accumulate trains generation g on (g + 1) x the token budget (the same epochs over "
+            "a growing pool); accumulate-fixed and accumulate-subsample spend replace's "
+            "compute, so they separate the data from the compute."
+        )
+    return headline + lines
+
+
+def _headline(changes: pd.DataFrame, last: int) -> list[str]:
+    """One sentence per accumulating arm against replace: held (its loss change's CI
+    reaches 0 or below), degraded more slowly (rose, but ended below replace), or
+    degraded like it."""
+    rows = changes.set_index("arm")
+    baseline = next((b for b in rows.get("baseline", pd.Series()).dropna()), None)
+    if baseline is None:
+        return []
+    base = rows.loc[baseline]
+    if not base.change_ci_low > 0:
+        return [
+            f"Replacing ({baseline}) did not raise the eval loss detectably over {last} "
+            "generations here, so this run cannot show whether accumulating avoids collapse."
+        ]
+    out = []
+    for arm, row in rows.iterrows():
+        if arm == baseline or arm.startswith("real"):
+            continue
+        if not row.change_ci_low > 0:
+            verdict = "avoided the collapse that replacing showed: its loss did not rise"
+        elif row.versus_ci_high < 0:
+            verdict = "degraded, but more slowly than replacing (it ended below it)"
+        else:
+            verdict = "degraded, and we cannot tell it from replacing at this many seeds"
+        out.append(f"At this scale, {arm} {verdict}.")
+    return out
 
 
 def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
     means = lm_means(table)
-    arms = table.drop_duplicates("arm").sort_values("real_fraction")[["arm", "real_fraction"]]
+    order = arm_order(table)
+    workflows = table.drop_duplicates("arm").set_index("arm")
     summary = {
         "generations": int(table.generation.max()) + 1,
         "seeds": sorted(table.seed.unique().tolist()),
         "arms": {},
     }
-    headline = []
-    for arm, fraction in arms.itertuples(index=False):
+    for arm in order:
         own = means[means.arm == arm]
-        entry = {"real_fraction": float(fraction)}
+        fraction = workflows.real_fraction.get(arm)
+        entry = {
+            "workflow": str(workflows.workflow.get(arm, "replace"))
+            if "workflow" in workflows
+            else "replace",
+            "real_fraction": None if pd.isna(fraction) else float(fraction),
+        }
         for metric in LM_METRICS:
             series = own[own.metric == metric].sort_values("generation")["mean"]
             entry[metric] = [_plain(v) for v in series]
         entry["loss_first"], entry["loss_last"] = entry["loss"][0], entry["loss"][-1]
         summary["arms"][arm] = entry
-        headline.append(
-            f"real fraction {fraction:g}: loss {_span(f'lm-loss-first-{arm}', entry['loss_first'])}"
-            f" at generation 0, {_span(f'lm-loss-last-{arm}', entry['loss_last'])} at generation "
-            f"{summary['generations'] - 1}"
-        )
+    changes = loss_changes(table)
+    summary["loss_changes"] = [
+        {k: _plain(v) if not isinstance(v, str) else v for k, v in row.items()}
+        for row in changes.to_dict("records")
+    ]
+    verdict = lm_verdict(table)
+    summary["verdict"] = verdict
     figure = save_figure(
-        _lm_figure(means, arms),
+        _lm_figure(means, order),
         figures_dir,
         "lm-metrics",
-        "Metrics vs generation",
-        "Each generation trains on a corpus sampled from the previous one, keeping the listed "
-        "share of real documents; loss and gap on the original eval set, the other panels "
-        "measure the corpus the generation trained on (mean over seeds; band = t-based 95% CI "
-        "over seeds, or their min..max with 2 seeds).",
+        "Metrics vs generation, per workflow",
+        "replace (real<f>): each generation trains on a corpus sampled from the previous "
+        "model, keeping a share f of real documents; accumulate: on the real data plus every "
+        "synthetic corpus so far (budget growing with the pool; -fixed: the same budget); "
+        "accumulate-subsample: a fixed-size draw from that pool. Loss and gap on the original "
+        "eval set; the other panels measure the data the generation trained on (mean over "
+        "seeds; band = t-based 95% CI over seeds, or their min..max with 2 seeds).",
         wide=True,
     )
     rows = []
@@ -144,77 +258,116 @@ def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
             row = group[group.metric == metric].iloc[0]
             cells.append(_with_ci(row))
         rows.append(cells)
+    spans = [
+        f"{escape(arm)}: loss {_span(f'lm-loss-first-{arm}', summary['arms'][arm]['loss_first'])}"
+        f" at generation 0, {_span(f'lm-loss-last-{arm}', summary['arms'][arm]['loss_last'])} "
+        f"at generation {summary['generations'] - 1}"
+        for arm in order
+    ]
     html = (
-        "<p>"
-        + "; ".join(headline)
+        "<div class='verdict' id='lm-verdict'><ul>"
+        + "".join(f"<li>{escape(line)}</li>" for line in verdict)
+        + "</ul></div><p>"
+        + "; ".join(spans)
         + ".</p>"
         + page.figures([figure])
         + page.table(["arm", "generation", "seeds", *LM_METRICS.values()], rows, "lm-table")
         + page.note(
-            "Tail mass: share of the corpus's tokens on the real corpus's rarest symbols "
-            "(together at most the tail quantile of its tokens). Concepts: each document "
-            "assigned the training concept of highest HMM likelihood."
+            "Scale: these are tiny models on a small GINC corpus over a few generations, so "
+            "a generation-0 model is itself undertrained; the papers' claims are about many "
+            "generations of well-fit models. Tail mass: share of the corpus's tokens on the "
+            "real corpus's rarest symbols (together at most the tail quantile of its tokens). "
+            "Concepts: each document assigned the training concept of highest HMM "
+            "likelihood. Vendi and distinct-n are taken on the same number of documents for "
+            "every corpus."
         )
     )
     return html, summary
 
 
-def _lm_figure(means: pd.DataFrame, arms: pd.DataFrame) -> Figure:
-    figure = Figure(figsize=(12, 6.4), layout="constrained")
-    axes = figure.subplots(2, 3).ravel()
-    colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.85, max(len(arms), 2)))
+def _lm_figure(means: pd.DataFrame, order: list[str]) -> Figure:
+    figure = Figure(figsize=(14, 6.4), layout="constrained")
+    axes = figure.subplots(2, 4).ravel()
+    colours = matplotlib.colormaps["tab10"](np.arange(max(len(order), 2)) % 10)
     for ax, (metric, label) in zip(axes, LM_METRICS.items(), strict=True):
-        for colour, (arm, fraction) in zip(colours, arms.itertuples(index=False), strict=False):
+        for colour, arm in zip(colours, order, strict=False):
             own = means[(means.arm == arm) & (means.metric == metric)].sort_values("generation")
             if own["mean"].isna().all():
                 continue
-            ax.plot(own.generation, own["mean"], "o-", color=colour, lw=1.4, ms=3,
-                    label=f"real {fraction:g}")  # fmt: skip
+            style = "o-" if arm.startswith("real") else "s--"
+            ax.plot(own.generation, own["mean"], style, color=colour, lw=1.4, ms=3, label=arm)
             if (own["n"] > 1).any():
                 # the t-interval from 3 seeds on; with 2 it is ~18 SDs wide: their range
                 wide = own["n"] < 3
                 low = np.where(wide, own["min"], own["ci_low"])
                 high = np.where(wide, own["max"], own["ci_high"])
-                ax.fill_between(own.generation, low, high, color=colour, alpha=0.2, lw=0)
+                ax.fill_between(own.generation, low, high, color=colour, alpha=0.15, lw=0)
         ax.set_xlabel("generation")
         ax.set_ylabel(label)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].legend(fontsize=7, title="kept real data", title_fontsize=7)
+    axes[0].legend(fontsize=7, title="arm", title_fontsize=7)
     return figure
 
 
 # ---- the analytic chains ----------------------------------------------------------------
 def _chain_section(frame: pd.DataFrame, name: str, metrics: dict, figures_dir: Path):
-    last = frame.iloc[-1]
-    generation = int(last.generation)
+    """One analytic chain: per workflow (``replace`` where the table has none) the last
+    generation's statistics beside their exact values, and the largest |z| over all
+    generations (the simulator's check against the closed form)."""
+    if "workflow" not in frame:
+        frame = frame.assign(workflow="replace")
+    flows = list(dict.fromkeys(frame.workflow))
+    generation = int(frame.generation.max())
     figure = save_figure(
-        _chain_figure(frame, metrics),
+        _chain_figure(frame, metrics, flows),
         figures_dir,
         name,
-        f"{name.capitalize()} chain: statistics vs generation",
-        "Mean over chains (band = 95% CI) and the exact expectation (dashed) where one is known.",
+        f"{name.capitalize()} chain: statistics vs generation"
+        + (f", per workflow ({', '.join(flows)})" if len(flows) > 1 else ""),
+        "Mean over chains (band = 95% CI) and the exact expectation (dashed) where one is "
+        "known. replace: each fit on the last fit's samples; accumulate: on every sample so "
+        "far; accumulate-subsample: on a fixed-size draw from them.",
         wide=True,
     )
-    rows, spans, summary = [], [], {"generations": generation, "last": {}}
-    for stat, label in metrics.items():
-        exact = last.get(f"{stat}_exact")
-        exact = None if exact is None or pd.isna(exact) else float(exact)
-        entry = {key: float(last[f"{stat}_{key}"]) for key in ("mean", "se", "ci_low", "ci_high")}
-        entry["exact"] = exact
-        summary["last"][stat] = entry
-        z = (entry["mean"] - exact) / entry["se"] if exact is not None and entry["se"] > 0 else None
-        rows.append(
-            [
-                label,
-                number(entry["mean"], 4),
-                interval(entry["ci_low"], entry["ci_high"], lambda v: number(v, 4)),
-                number(exact, 4),
-                number(z, 2),
-            ]
-        )
-        exact_text = f" (exact {number(exact, 4)})" if exact is not None else ""
-        spans.append(f"{escape(label)} {_span(f'{name}-{stat}-last', entry['mean'])}{exact_text}")
-    header = ["statistic", "simulated mean", "95% CI", "exact", "z = (mean - exact) / se"]
+    rows, spans, summary = [], [], {"generations": generation, "workflows": {}}
+    for flow in flows:
+        own = frame[frame.workflow == flow].sort_values("generation")
+        last = own.iloc[-1]
+        summary["workflows"][flow] = {}
+        for stat, label in metrics.items():
+            exact = last.get(f"{stat}_exact")
+            exact = None if exact is None or pd.isna(exact) else float(exact)
+            entry = {k: float(last[f"{stat}_{k}"]) for k in ("mean", "se", "ci_low", "ci_high")}
+            entry["exact"] = exact
+            z = _z(own, stat)
+            entry["max_abs_z"] = None if z is None else float(np.nanmax(np.abs(z)))
+            summary["workflows"][flow][stat] = entry
+            z_last = None if z is None else z[-1]
+            rows.append(
+                [
+                    flow,
+                    label,
+                    number(entry["mean"], 4),
+                    interval(entry["ci_low"], entry["ci_high"], lambda v: number(v, 4)),
+                    number(exact, 4),
+                    number(z_last, 2),
+                    number(entry["max_abs_z"], 2),
+                ]
+            )
+            exact_text = f" (exact {number(exact, 4)})" if exact is not None else ""
+            key = f"{name}-{stat}-last" if flow == flows[0] else f"{name}-{flow}-{stat}-last"
+            prefix = f"{flow}: " if len(flows) > 1 else ""
+            spans.append(f"{prefix}{escape(label)} {_span(key, entry['mean'])}{exact_text}")
+    summary["last"] = summary["workflows"][flows[0]]
+    header = [
+        "workflow",
+        "statistic",
+        "simulated mean",
+        "95% CI",
+        "exact",
+        "z = (mean - exact) / se",
+        "largest |z| over generations",
+    ]
     html = (
         f"<p>After {generation} fits: " + "; ".join(spans) + ".</p>"
         + page.figures([figure])
@@ -223,17 +376,34 @@ def _chain_section(frame: pd.DataFrame, name: str, metrics: dict, figures_dir: P
     return html, summary
 
 
-def _chain_figure(frame: pd.DataFrame, metrics: dict) -> Figure:
-    figure = Figure(figsize=(2.9 * len(metrics) + 0.4, 3.4), layout="constrained")
-    axes = figure.subplots(1, len(metrics))
+def _z(frame: pd.DataFrame, stat: str) -> np.ndarray | None:
+    """(mean - exact) / se per generation where both exist (None: no closed form)."""
+    if f"{stat}_exact" not in frame:
+        return None
+    exact, se = frame[f"{stat}_exact"].to_numpy(float), frame[f"{stat}_se"].to_numpy(float)
+    ok = np.isfinite(exact) & (se > 0)
+    if not ok.any():
+        return None
+    z = np.full(len(frame), np.nan)
+    z[ok] = (frame[f"{stat}_mean"].to_numpy(float)[ok] - exact[ok]) / se[ok]
+    return z
+
+
+def _chain_figure(frame: pd.DataFrame, metrics: dict, flows: list[str]) -> Figure:
+    figure = Figure(figsize=(2.9 * len(metrics) + 0.8, 3.4), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(metrics)))
     for ax, (stat, label) in zip(axes, metrics.items(), strict=True):
-        ax.plot(frame.generation, frame[f"{stat}_mean"], color="C0", lw=1.4, label="simulated")
-        ax.fill_between(frame.generation, frame[f"{stat}_ci_low"], frame[f"{stat}_ci_high"],
-                        color="C0", alpha=0.25, lw=0)  # fmt: skip
-        if f"{stat}_exact" in frame:
-            ax.plot(frame.generation, frame[f"{stat}_exact"], "k--", lw=1, label="exact")
+        for i, flow in enumerate(flows):
+            own = frame[frame.workflow == flow].sort_values("generation")
+            colour = f"C{i}"
+            ax.plot(own.generation, own[f"{stat}_mean"], color=colour, lw=1.4, label=flow)
+            ax.fill_between(own.generation, own[f"{stat}_ci_low"], own[f"{stat}_ci_high"],
+                            color=colour, alpha=0.25, lw=0)  # fmt: skip
+            if f"{stat}_exact" in own and own[f"{stat}_exact"].notna().any():
+                ax.plot(own.generation, own[f"{stat}_exact"], "--", color="k", lw=0.9)
         ax.set_xlabel("generation (fits)")
         ax.set_ylabel(label)
+    axes[0].plot([], [], "k--", lw=0.9, label="exact")
     axes[0].legend(fontsize=7)
     return figure
 

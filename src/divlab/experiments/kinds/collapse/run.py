@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from transformers import GenerationConfig
 
@@ -14,25 +15,30 @@ from divlab import seeds
 from divlab.data.ginc.oracle import forward
 from divlab.data.store import open_dataset, token_lists, write_dataset
 from divlab.devices import resolve_device
+from divlab.errors import DataError
 from divlab.evaluate.model import load_model
 from divlab.experiments.data import ginc_eval_set, ginc_training_set
 from divlab.experiments.executors import executor_for, run_all
 from divlab.experiments.folder import claim_folder, finish, logger, now
-from divlab.experiments.kinds.collapse import chains
+from divlab.experiments.kinds.collapse import chains, workflows
 from divlab.experiments.kinds.collapse.spec import (
     TABLES,
+    Arm,
     CollapseExperimentSpec,
     CollapseLMSpec,
     arm_name,
+    arms,
     n_documents,
     window,
 )
 from divlab.experiments.plan import RunGroup, Workload, eval_tokens, probe_model
 from divlab.experiments.runs import run_payload
 from divlab.io import read_json, write_json, write_table
-from divlab.measure import diversity_coefficient, load_probe
+from divlab.measure import baselines, diversity_coefficient, load_probe, suite
 
 GENERATE_BATCH = 128  # documents per generate() call
+BASELINE_SAMPLE = 128  # documents per corpus for the probe-free measures (at most)
+SAMPLE_SEED = 0
 
 
 # ---- the spec ---------------------------------------------------------------------------
@@ -58,20 +64,39 @@ def describe(spec: CollapseExperimentSpec) -> list[str]:
         )
     if part.lm:
         lm = part.lm
-        runs = len(spec.seeds) * (1 + (lm.generations - 1) * len(lm.real_fraction))
+        later = [a for a in arms(lm)]
+        runs = len(spec.seeds) * (1 + (lm.generations - 1) * len(later))
         how = {
             "sample": f"sampling (temperature {lm.temperature:g}, top-p {lm.top_p:g})",
             "greedy": "greedy decoding",
             "beam": f"beam search ({lm.num_beams} beams)",
         }[lm.decoding]
+        last = lm.generations - 1
         lines += [
-            f"LM recursion: {lm.generations} generations x real fractions "
-            f"{lm.real_fraction} x seeds {spec.seeds} = {runs} runs (generation 0 shared), "
-            f"{spec.token_budget:,} tokens each",
+            f"LM recursion: {lm.generations} generations x {len(later)} arms x seeds "
+            f"{spec.seeds} = {runs} runs (generation 0 shared)",
+            *(f"  {a.name}: {_arm_text(a, spec, last)}" for a in later),
             f"corpora: {n_documents(spec)} documents of {spec.training_data.doc_length} tokens "
             f"by {how}, prompt {lm.prompt_tokens or '<eos>'}",
         ]
     return lines
+
+
+def _arm_text(arm: Arm, spec: CollapseExperimentSpec, last: int) -> str:
+    budget = f"{spec.token_budget:,} tokens"
+    if arm.workflow == "replace":
+        return f"replace, keeping {arm.real_fraction:.0%} of the real documents; {budget}"
+    if arm.workflow == "accumulate":
+        return (
+            f"real + every synthetic corpus; {budget} x the pool's size in corpora "
+            f"(up to {arm.budget(spec, last):,})"
+        )
+    if arm.workflow == "accumulate-fixed":
+        return f"real + every synthetic corpus; {budget} (the pool seen in part)"
+    return (
+        f"{arm.pool_docs(spec, 1)} documents drawn from the accumulated pool each "
+        f"generation; {budget}"
+    )
 
 
 def workload(spec: CollapseExperimentSpec) -> Workload:
@@ -79,16 +104,30 @@ def workload(spec: CollapseExperimentSpec) -> Workload:
     lm = spec.collapse.lm
     if lm is None:
         return Workload(())
-    corpus = n_documents(spec) * spec.training_data.doc_length
-    later = (lm.generations - 1) * len(lm.real_fraction) * len(spec.seeds)
+    length = spec.training_data.doc_length
+    corpus = n_documents(spec) * length
     groups = [RunGroup("generation 0", len(spec.seeds), spec.token_budget, corpus)]
-    if later:
-        groups.append(RunGroup("generations 1+", later, spec.token_budget, corpus))
+    alike: dict[tuple[int, int], list[str]] = {}  # (budget, data tokens) -> runs' names
+    for arm in arms(lm):
+        for generation in range(1, lm.generations):
+            key = (arm.budget(spec, generation), arm.pool_docs(spec, generation) * length)
+            alike.setdefault(key, []).append(f"{arm.name}-g{generation}")
+    pools = sum(  # pools/ copies the documents an accumulating generation trains on
+        arm.pool_docs(spec, g) * length * len(spec.seeds)
+        for arm in arms(lm)
+        if arm.accumulates
+        for g in range(1, lm.generations)
+    )
+    later = 0
+    for (budget, data), names in alike.items():
+        later += len(names) * len(spec.seeds)
+        label = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)})"
+        groups.append(RunGroup(label, len(names) * len(spec.seeds), budget, data))
     d = lm.diversity
     measured = (1 + later) if d.enabled else 0
     return Workload(
         tuple(groups),
-        eval_tokens(spec) + (1 + later) * corpus,
+        eval_tokens(spec) + (1 + later) * corpus + pools,
         measured,
         measured * d.n_batches * d.batch_size * d.seq_len,
         probe_model(lm.probe),
@@ -133,11 +172,20 @@ def analytic_tables(spec: CollapseExperimentSpec, root: Path) -> dict[str, str]:
     if g is not None:
         path = root / TABLES["gaussian"]
         if not path.exists():
-            frame = chains.gaussian_chain(
-                g.sizes, None, g.chains, g.mu, g.sigma, g.estimator, g.seed
-            )
-            write_table(frame, path)
+            write_table(gaussian_table(g), path)
         tables["gaussian"] = str(path)
+    r = spec.collapse.regression
+    if r is not None:
+        path = root / TABLES["regression"]
+        if not path.exists():
+            frames = [
+                workflows.regression_workflow(
+                    w, r.T, r.d, r.generations, r.chains, r.sigma, _subsample(w, r), r.seed
+                )
+                for w in r.workflows
+            ]
+            write_table(pd.concat(frames, ignore_index=True), path)
+        tables["regression"] = str(path)
     if d is not None:
         path, absorption = root / TABLES["discrete"], root / TABLES["absorption"]
         probabilities = d.start.tolist()
@@ -153,6 +201,34 @@ def analytic_tables(spec: CollapseExperimentSpec, root: Path) -> dict[str, str]:
     return tables
 
 
+def gaussian_table(g) -> pd.DataFrame:
+    """The Gaussian chain: the replace workflow as before workflows existed (M may be a
+    schedule), else one block of rows per workflow (``workflow`` column)."""
+    if g.workflows == ["replace"] and not g.known_variance:
+        frame = chains.gaussian_chain(g.sizes, None, g.chains, g.mu, g.sigma, g.estimator, g.seed)
+        return frame.assign(workflow="replace")
+    frames = [
+        workflows.gaussian_workflow(
+            w,
+            g.M,
+            len(g.sizes),
+            g.chains,
+            g.mu,
+            g.sigma,
+            g.estimator,
+            g.known_variance,
+            _subsample(w, g),
+            g.seed,
+        )
+        for w in g.workflows
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _subsample(workflow: str, chain) -> int | None:
+    return chain.subsample if workflow == "accumulate-subsample" else None
+
+
 # ---- the language-model recursion -------------------------------------------------------
 def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, log) -> Path:
     """Train generation after generation; return the path of ``collapse.parquet``."""
@@ -165,45 +241,59 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
     real = open_dataset(real_path)
     context = _Context(spec, root, real)
     measures = {real_path: context.measure("real", real_path)}
-
-    corpora = {(f, s): real_path for f in lm.real_fraction for s in spec.seeds}
+    chains_ = arms(lm)
+    data = {(arm, s): real_path for arm in chains_ for s in spec.seeds}  # what each trains on
+    synthetic: dict[tuple, list[Path]] = {key: [] for key in data}  # accumulated corpora
     rows = []
     for generation in range(lm.generations):
         payloads, keys = [], []
         for seed in spec.seeds:
-            if generation == 0:
+            if generation == 0:  # real data: one run shared by the arms
                 payloads.append(run_payload(spec, root, "g0", real_path, seed, eval_path))
-                keys.append([(f, seed) for f in lm.real_fraction])
+                keys.append([(arm, seed) for arm in chains_])
                 continue
-            for fraction in lm.real_fraction:
-                name = f"{arm_name(fraction)}-g{generation}"
-                data = corpora[(fraction, seed)]
-                payloads.append(run_payload(spec, root, name, data, seed, eval_path))
-                keys.append([(fraction, seed)])
+            for arm in chains_:
+                overrides = {}
+                if arm.budget(spec, generation) != spec.token_budget:
+                    overrides["token_budget"] = arm.budget(spec, generation)
+                name = f"{arm.name}-g{generation}"
+                path = data[(arm, seed)]
+                payloads.append(run_payload(spec, root, name, path, seed, eval_path, **overrides))
+                keys.append([(arm, seed)])
         records = run_all(payloads, executor, progress, f"generation {generation}", log)
         models = {}
-        for payload, record, arms in zip(payloads, records, keys, strict=True):
-            for fraction, seed in arms:
-                corpus = corpora[(fraction, seed)]
+        for payload, record, chain in zip(payloads, records, keys, strict=True):
+            for arm, seed in chain:
+                path = data[(arm, seed)]
                 rows.append(
                     {
-                        "arm": arm_name(fraction),
-                        "real_fraction": fraction,
+                        "arm": arm.name,
+                        "workflow": arm.workflow,
+                        "real_fraction": arm.real_fraction,
                         "seed": seed,
                         "generation": generation,
                         "run_id": record["run_id"],
-                        "corpus": str(corpus),
+                        "corpus": str(path),
+                        "token_budget": payload.train["token_budget"],
                         **_run_metrics(record),
-                        **measures[corpus],
+                        **measures[path],
                     }
                 )
-                models[(fraction, seed)] = Path(payload.out) / "model"
+                models[(arm, seed)] = Path(payload.out) / "model"
         if generation + 1 == lm.generations:
             break
-        for (fraction, seed), model in models.items():
-            path = context.corpus(model, fraction, seed, generation + 1, log)
-            corpora[(fraction, seed)] = path
-            measures[path] = context.measure(path.name, path)
+        for (arm, seed), model in models.items():
+            following = generation + 1
+            if arm.workflow == "replace":
+                path = context.corpus(model, arm.real_fraction, seed, following, log)
+            else:
+                name = f"{arm.name}-s{seed}-g{following}"
+                corpus = context.corpus(model, 0.0, seed, following, log, name=name)
+                synthetic[(arm, seed)].append(corpus)
+                path = context.pool(arm, seed, following, synthetic[(arm, seed)])
+            data[(arm, seed)] = path
+            label = path.name if path.parent.name == "corpora" else f"pool-{path.name}"
+            measures[path] = context.measure(label, path)
     table = root / TABLES["lm"]
     write_table(pd.DataFrame(rows), table)
     return table
@@ -229,17 +319,24 @@ class _Context:
         self.real_tokens = _token_matrix(table.column("tokens"))
         self.real_concepts = table.column("concept").to_numpy()
         self.tail = chains.tail_set(self.unigram(self.real_tokens), self.lm.tail_quantile)
+        self.real_assigned, self.real_nll = self.assign(self.real_tokens)
+        smallest = min(len(self.real_tokens), self.lm.subsample_docs or len(self.real_tokens))
+        self.baseline_sample = max(2, min(BASELINE_SAMPLE, smallest // 2))
         self._probe = None
 
     def unigram(self, tokens: np.ndarray) -> np.ndarray:
         return np.bincount(tokens.ravel(), minlength=self.symbols)[: self.symbols]
 
     # -- corpora ------------------------------------------------------------------------
-    def corpus(self, model_dir: Path, fraction: float, seed: int, generation: int, log) -> Path:
-        """Generation ``generation``'s training corpus of arm ``fraction``, sampled from
-        ``model_dir`` (skipped when on disk)."""
+    def corpus(
+        self, model_dir: Path, fraction: float, seed: int, generation: int, log, name=None
+    ) -> Path:
+        """Generation ``generation``'s corpus sampled from ``model_dir`` with a share
+        ``fraction`` of real documents, in ``corpora/<name>`` (default: the replace arm's
+        ``real<fraction>-s<seed>-g<generation>``); skipped when on disk."""
 
-        path = self.root / "corpora" / f"{arm_name(fraction)}-s{seed}-g{generation}"
+        name = name or f"{arm_name(fraction)}-s{seed}-g{generation}"
+        path = self.root / "corpora" / name
         if (path / "summary.json").exists():
             return path
         n_docs = len(self.real_tokens)
@@ -264,7 +361,7 @@ class _Context:
             device=self.spec.device,
         )
         tokens = np.concatenate([generated, self.real_tokens[kept]])
-        assigned, _ = self.assign(tokens)
+        assigned, nll = self.assign(generated)
         source = ["generated"] * len(generated) + ["real"] * n_real
         concept = np.concatenate([np.full(len(generated), -1), self.real_concepts[kept]])
         table = pa.table(
@@ -273,7 +370,10 @@ class _Context:
                 "tokens": token_lists(tokens),
                 "source": pa.array(source, pa.string()),
                 "concept": pa.array(concept, pa.int64()),
-                "assigned_concept": pa.array(assigned, pa.int64()),
+                "assigned_concept": pa.array(
+                    np.concatenate([assigned, self.real_assigned[kept]]), pa.int64()
+                ),
+                "assignment_nll": pa.array(np.concatenate([nll, self.real_nll[kept]])),
             }
         )
         write_dataset(
@@ -292,6 +392,57 @@ class _Context:
         )
         return path
 
+    def pool(self, arm: Arm, seed: int, generation: int, corpora: list[Path]) -> Path:
+        """What generation ``generation`` of an accumulating arm trains on, in
+        ``pools/<arm>-s<seed>-g<generation>``: the real documents and every synthetic
+        corpus so far (``origin``: ``real`` or the corpus's name; ``origin_doc_id``), or
+        for ``accumulate-subsample`` a uniform draw without replacement of
+        ``subsample_docs`` of them (seeded by run seed and generation, in pool order)."""
+        path = self.root / "pools" / f"{arm.name}-s{seed}-g{generation}"
+        if (path / "summary.json").exists():
+            return path
+        parts = [self.real_table()] + [
+            _with_origin(open_dataset(c).table("train"), c.name) for c in corpora
+        ]
+        table = pa.concat_tables([p.select(parts[0].column_names) for p in parts])
+        pool_docs = len(table)
+        if arm.workflow == "accumulate-subsample":
+            size = arm.pool_docs(self.spec, generation)
+            if size > pool_docs:  # the spec's check covers the first pool; pools only grow
+                raise DataError(f"{path.name}: subsample of {size} from a pool of {pool_docs}")
+            chosen = seeds.rng(seed, generation, 0x5B5).choice(pool_docs, size, replace=False)
+            table = table.take(pa.array(np.sort(chosen)))
+        table = table.set_column(0, "doc_id", pa.array(np.arange(len(table)), pa.int64()))
+        write_dataset(
+            path,
+            self.real,
+            {"train": table},
+            provenance={
+                "workflow": arm.workflow,
+                "generation": generation,
+                "seed": seed,
+                "pool_docs": pool_docs,
+                "corpora": ["real", *(c.name for c in corpora)],
+            },
+        )
+        return path
+
+    def real_table(self) -> pa.Table:
+        """The real corpus with the columns of a generated one."""
+        n = len(self.real_tokens)
+        return pa.table(
+            {
+                "doc_id": pa.array(np.arange(n), pa.int64()),
+                "tokens": token_lists(self.real_tokens),
+                "source": pa.array(["real"] * n, pa.string()),
+                "concept": pa.array(self.real_concepts, pa.int64()),
+                "assigned_concept": pa.array(self.real_assigned, pa.int64()),
+                "assignment_nll": pa.array(self.real_nll),
+                "origin": pa.array(["real"] * n, pa.string()),
+                "origin_doc_id": pa.array(np.arange(n), pa.int64()),
+            }
+        )
+
     # -- measures -----------------------------------------------------------------------
     def assign(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return assign_concepts(self.family, self.concepts, tokens, self.lm.assignment_noise)
@@ -303,17 +454,22 @@ class _Context:
         if file.exists():
             return read_json(file)
         dataset = open_dataset(path)
-        columns = dataset.table("train").column_names
-        table = dataset.table("train", [c for c in ("tokens", "source") if c in columns])
+        table = dataset.table("train")
         tokens = _token_matrix(table.column("tokens"))
-        assigned, nll = self.assign(tokens)
+        if "assignment_nll" in table.column_names:  # assigned when the corpus was written
+            assigned = table.column("assigned_concept").to_numpy()
+            nll = table.column("assignment_nll").to_numpy()
+        else:  # the real corpus
+            assigned, nll = self.real_assigned, self.real_nll
+        generated = (
+            int(pc.sum(pc.equal(table.column("source"), "generated")).as_py() or 0)
+            if "source" in table.column_names
+            else 0
+        )
         result = {
             "n_docs": len(tokens),
-            "generated_docs": (
-                int(sum(s == "generated" for s in table.column("source").to_pylist()))
-                if "source" in columns
-                else 0
-            ),
+            "generated_docs": generated,
+            "real_share": 1.0 - generated / len(tokens),
             "tail_mass": float(chains.tail_mass(self.unigram(tokens), self.tail)),
             **coverage(assigned),
             "assignment_nll": float(nll.mean()),
@@ -321,9 +477,28 @@ class _Context:
                 float((assigned == self.real_concepts).mean()) if name == "real" else None
             ),
             **self.diversity(dataset),
+            **self.baselines(tokens),
         }
         write_json(file, result)
         return result
+
+    def baselines(self, tokens: np.ndarray) -> dict:
+        """The probe-free measures of issue 14 on one seeded sample of the same number of
+        documents for every corpus (a pool grows; Vendi and distinct-n move with size)."""
+        sample = self.baseline_sample
+        documents = suite.fixed_sample(list(tokens), 2 * sample, SAMPLE_SEED)
+        results = {
+            "vendi_ngram": baselines.vendi_ngram(documents, sample=sample, seed=SAMPLE_SEED),
+            "distinct_n": baselines.distinct_n(documents[:sample], seed=SAMPLE_SEED),
+            "compression_ratio": baselines.compression_ratio(
+                documents[:sample], vocab_size=self.real.vocab_size, seed=SAMPLE_SEED
+            ),
+        }
+        out = {}
+        for name, result in results.items():
+            low, high = result["ci"] or (None, None)
+            out |= {name: result["value"], f"{name}_ci_low": low, f"{name}_ci_high": high}
+        return out
 
     def diversity(self, dataset) -> dict:
         empty = {"diversity": None, "diversity_ci_low": None, "diversity_ci_high": None}
@@ -346,6 +521,13 @@ class _Context:
             "diversity_ci_low": low,
             "diversity_ci_high": high,
         }
+
+
+def _with_origin(table: pa.Table, corpus: str) -> pa.Table:
+    """A generated corpus's table with ``origin`` (its name) and ``origin_doc_id``."""
+    n = len(table)
+    table = table.append_column("origin", pa.array([corpus] * n, pa.string()))
+    return table.append_column("origin_doc_id", table.column("doc_id"))
 
 
 def _token_matrix(column) -> np.ndarray:
