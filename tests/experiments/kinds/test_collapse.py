@@ -15,8 +15,9 @@ import pytest
 from divlab.errors import ConfigError
 from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.collapse import chains
+from divlab.experiments.kinds.collapse import report as collapse_report
 from divlab.experiments.kinds.collapse import run as collapse
-from divlab.experiments.kinds.collapse.spec import n_documents
+from divlab.experiments.kinds.collapse.spec import arms, n_documents
 from tests.experiments.tiny import InProcess, assert_plan_matches, tiny_kind_spec
 
 TOLERANCE = 4.0  # standard errors
@@ -246,15 +247,13 @@ def test_accumulated_pools_hold_the_real_data_and_every_earlier_corpus(recursion
     table = pd.read_parquet(result["tables"]["lm"])
     for generation in (1, 2):
         pool = pd.read_parquet(out / "pools" / f"accumulate-s0-g{generation}" / "train.parquet")
-        names = ["real", *(f"accumulate-s0-g{g}" for g in range(1, generation + 1))]
+        # generation 1's corpus is the shared g0 model's sample, the same as replace's
+        own = [f"accumulate-s0-g{g}" for g in range(2, generation + 1)]
+        names = ["real", "real0-s0-g1", *own]
         assert list(dict.fromkeys(pool.origin)) == names and len(pool) == n * (generation + 1)
         for name, part in pool.groupby("origin", sort=False):
             assert part.origin_doc_id.tolist() == list(range(n))
-            source = (
-                real
-                if name == "real"
-                else pd.read_parquet(out / "corpora" / name / "train.parquet")
-            )
+            source = real if name == "real" else corpora(out, name)
             assert all(
                 np.array_equal(a, b) for a, b in zip(part.tokens, source.tokens, strict=True)
             )
@@ -263,14 +262,19 @@ def test_accumulated_pools_hold_the_real_data_and_every_earlier_corpus(recursion
             out / "pools" / f"accumulate-subsample-s0-g{generation}" / "train.parquet"
         )
         assert len(draw) == 40 and not draw.duplicated(["origin", "origin_doc_id"]).any()
-        assert set(draw.origin) <= {
-            "real",
-            *(f"accumulate-subsample-s0-g{g}" for g in range(1, generation + 1)),
-        }
+        own = [f"accumulate-subsample-s0-g{g}" for g in range(2, generation + 1)]
+        assert set(draw.origin) <= {"real", "real0-s0-g1", *own}
+        for row in draw.itertuples():  # each drawn document is its source's, unchanged
+            source = real if row.origin == "real" else corpora(out, row.origin)
+            assert np.array_equal(row.tokens, source.tokens.iloc[row.origin_doc_id])
         rows = table[table.generation == generation].set_index("arm")
         assert rows.loc["accumulate", "n_docs"] == n * (generation + 1)
         assert rows.loc["accumulate", "real_share"] == pytest.approx(1 / (generation + 1))
         assert rows.loc["accumulate-subsample", "n_docs"] == 40
+
+
+def corpora(out, name: str) -> pd.DataFrame:
+    return pd.read_parquet(out / "corpora" / name / "train.parquet")
 
 
 def test_every_arm_trains_on_the_budget_it_claims(recursion):
@@ -375,7 +379,7 @@ def test_report_has_the_headline_numbers(recursion):
     for arm in ARMS:
         own = table[table.arm == arm].set_index("generation").loss
         assert changes[arm]["change_mean"] == pytest.approx(own.loc[2] - own.loc[0])
-    assert any("accumulate" in line for line in summary["lm"]["verdict"])
+    assert summary["lm"]["verdict"] == collapse_report.lm_verdict(table)
     html = (out / "report" / "index.html").read_text()
     for element in (
         "lm-loss-last-real0",
@@ -394,9 +398,63 @@ def test_analytic_only_experiment(tmp_path):
         _spec(gaussian={"M": [60, 80], "chains": 50}, discrete=None, lm=None), source="test"
     )
     assert collapse.describe(spec) == [
-        "Gaussian chain: 2 fits of M = [60, 80], 50 chains, unbiased variance"
+        "Gaussian chain: 2 fits of M = [60, 80], 50 chains, unbiased variance; workflows replace"
     ]
     result = collapse.run(spec, tmp_path / "analytic", progress=False)
     summary = json.loads((tmp_path / "analytic" / "report" / "summary.json").read_text())
     assert set(summary) == {"kind", "gaussian"} and summary["gaussian"]["generations"] == 2
     assert "lm" not in result["tables"]
+
+
+# ---- the verdict ------------------------------------------------------------------------
+def _verdict_table(changes: dict[str, list[float]], seeds: int = 3) -> pd.DataFrame:
+    """Loss 1.0 at generation 0 for every seed; at generation 1 each arm's loss is 1.0 plus
+    its per-seed change."""
+    rows = []
+    for seed in range(seeds):
+        for arm, deltas in changes.items():
+            workflow = "replace" if arm.startswith("real") else arm
+            for generation, loss in ((0, 1.0), (1, 1.0 + deltas[seed])):
+                rows.append(
+                    {"arm": arm, "workflow": workflow, "seed": seed, "generation": generation,
+                     "loss": loss}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    "accumulate, words",
+    [
+        ([-0.10, -0.12, -0.08], "did not degrade: its loss did not rise, and it ended below"),
+        ([0.10, 0.12, 0.08], "degraded, but more slowly than real0"),
+        ([0.80, 0.90, 0.85], "ended above real0: it degraded more"),
+        ([-0.5, 0.3, 1.1], "showed no rise we can detect, but we cannot tell it from real0"),
+        ([0.29, 0.52, 0.31], "degraded, and we cannot tell it from real0"),
+    ],
+)
+def test_verdict_says_what_the_intervals_support(accumulate, words):
+    """Replace rises by 0.3 +- 0.1 (CI above 0); the accumulating arm's words follow its
+    own change's CI and its seed-paired difference from replace."""
+    table = _verdict_table({"real0": [0.3, 0.4, 0.2], "accumulate": accumulate})
+    lines = collapse_report.lm_verdict(table)
+    assert lines[0].startswith(f"At this scale, accumulate {words}"), lines
+    assert lines[1].startswith("real0: eval loss from generation 0 to 1 rose by 0.3")
+
+
+def test_verdict_is_withheld_below_three_seeds_and_without_a_baseline():
+    two = collapse_report.lm_verdict(
+        _verdict_table({"real0": [0.3, 0.4], "accumulate": [-0.1, -0.1]}, seeds=2)
+    )
+    assert not any(line.startswith("At this scale") for line in two)
+    assert any("no verdict is drawn" in line for line in two)
+    one = collapse_report.lm_verdict(_verdict_table({"real0": [0.3], "accumulate": [0.1]}, 1))
+    assert "95% CI n/a: one seed" in one[0]
+    alone = collapse_report.lm_verdict(_verdict_table({"accumulate": [0.1, 0.2, 0.15]}))
+    assert not any(line.startswith("At this scale") for line in alone)
+
+
+def test_a_spec_without_replace_survives_its_own_dump():
+    """The experiment folder stores the spec's dump; a relaunch reads it back."""
+    spec = kinds.spec_from_dict(_spec(lm={"workflows": ["accumulate"]}), source="test")
+    again = kinds.spec_from_dict(spec.model_dump(mode="json"), source="dump")
+    assert again == spec and [a.name for a in arms(again.collapse.lm)] == ["accumulate"]

@@ -1,19 +1,24 @@
 """The report of a model-collapse experiment (``kind: collapse``).
 
-* **Language-model recursion** (``collapse.parquet``): per arm (share of real data kept)
-  and generation, the mean over seeds with a t-based 95 % CI (``stats.mean_ci``; none
-  with one seed) of the eval loss on the original eval set, the gap to the oracle, and
-  the measures of the corpus the generation trained on (diversity coefficient, tail
-  mass, concepts covered, concept entropy). Figure: each metric vs generation, a line
-  per arm (band: the 95 % CI from 3 seeds on, the seeds' range with 2).
-* **Analytic chains** (``collapse_gaussian.parquet``, ``collapse_discrete.parquet``,
-  ``collapse_absorption.parquet``): each statistic's mean over chains with its normal
-  95 % CI (band) and its exact expectation (dashed), and the discrete chain's absorption
-  shares beside ``q_i``.
+* **Language-model recursion** (``collapse.parquet``): per arm (a workflow; replace's
+  arms by the share of real data kept) and generation, the mean over seeds with a t-based
+  95 % CI (``stats.mean_ci``; none with one seed) of the eval loss on the original eval
+  set, the gap to the oracle, and the measures of the data the generation trained on
+  (tail mass, concepts covered, concept entropy, Task2Vec, Vendi, distinct-n,
+  compression); a second figure measures the corpus newly sampled for each generation.
+  The verdict (:func:`lm_verdict`) comes from seed-paired t-intervals: each arm's loss
+  change from generation 0 (one run per seed, shared) to the last, and its difference
+  from the replace arm without real data at the last generation; none below 3 seeds.
+* **Analytic chains** (``collapse_gaussian.parquet``, ``collapse_regression.parquet``,
+  ``collapse_discrete.parquet``, ``collapse_absorption.parquet``): per workflow, each
+  statistic's mean over chains with its normal 95 % CI (band) and its exact expectation
+  (dashed) where one is known, with the largest |z| over generations; the discrete
+  chain's absorption shares beside ``q_i``.
 
 ``summary.json`` holds per arm the per-generation means (``lm.arms.<arm>.<metric>``, a
-list indexed by generation) and ``loss_last`` / ``loss_first``; per chain the last
-generation's statistics with their exact values.
+list indexed by generation) and ``loss_last`` / ``loss_first``, ``loss_changes`` and
+``verdict``; per chain and workflow the last generation's statistics with their exact
+values (``<chain>.workflows.<workflow>``; ``<chain>.last``: the first workflow's).
 """
 
 from __future__ import annotations
@@ -41,6 +46,15 @@ LM_METRICS = {
     "diversity": "Task2Vec diversity of the corpus",
     "vendi_ngram": "Vendi score (bigrams) of the corpus",
     "distinct_n": "distinct-n (n = 1..4) of the corpus",
+    "compression_ratio": "compression ratio of the corpus (higher: less diverse)",
+}
+# the corpus newly sampled for each generation (generation 0: the real one); for the
+# accumulating arms this is what the models wrote, before it is diluted in the pool
+GENERATED = {
+    "generated_tail_mass": "tail mass of the newly sampled corpus",
+    "generated_concept_entropy": "its concept entropy (nats)",
+    "generated_vendi_ngram": "its Vendi score (bigrams)",
+    "generated_diversity": "its Task2Vec diversity",
 }
 GAUSSIAN = {
     "variance": "variance s_n^2",
@@ -101,9 +115,11 @@ def lm_means(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     order = {arm: i for i, arm in enumerate(arm_order(table))}
     for (arm, generation), group in table.groupby(["arm", "generation"], sort=True):
-        for metric in LM_METRICS:
-            values = pd.to_numeric(group.get(metric), errors="coerce")
-            values = np.asarray(values if values is not None else [], float)
+        for metric in (*LM_METRICS, *GENERATED):
+            if metric not in group:
+                continue
+            values = pd.to_numeric(group[metric], errors="coerce")
+            values = values.to_numpy(float)
             finite = np.isfinite(values).any()
             rows.append(
                 {
@@ -143,34 +159,46 @@ def loss_changes(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _moved(mean: float, low: float, high: float, what: str) -> str:
-    """``rose by 0.31 [0.2, 0.4]`` / ``fell ...`` / ``no change we can detect ...``."""
-    ci = interval(low, high, lambda v: number(v, 3))
-    if not np.isfinite(low) or low <= 0 <= high:
-        return f"no {what} we can detect ({number(mean, 3)}, 95% CI {ci or 'n/a'})"
+def _ci_text(low: float, high: float) -> str:
+    return interval(low, high, lambda v: number(v, 3)) or "n/a: one seed"
+
+
+def _moved(mean: float, low: float, high: float) -> str:
+    """``rose by 0.31 (95% CI ...)`` / ``fell ...`` / ``did not move detectably ...``."""
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 <= high:
+        return f"did not move detectably ({number(mean, 3)}, 95% CI {_ci_text(low, high)})"
     verb = "rose" if mean > 0 else "fell"
-    return f"{verb} by {number(abs(mean), 3)} (95% CI {ci})"
+    return f"{verb} by {number(abs(mean), 3)} (95% CI {_ci_text(low, high)})"
 
 
 def lm_verdict(table: pd.DataFrame) -> list[str]:
-    """Plain words: did each arm's eval loss move over the generations, and did the
-    accumulating arms end below replace? Based on seed-paired CIs (none with < 2 seeds)."""
+    """Plain words: a headline per accumulating arm against replace (:func:`arm_verdict`),
+    then each arm's eval-loss change over the generations and its difference from the
+    replace baseline at the last generation, all from seed-paired t-intervals."""
     changes = loss_changes(table)
     seeds = table.seed.nunique()
     last = int(table.generation.max())
     lines = []
     for row in changes.itertuples():
         text = f"{row.arm}: eval loss from generation 0 to {last} " + _moved(
-            row.change_mean, row.change_ci_low, row.change_ci_high, "change"
+            row.change_mean, row.change_ci_low, row.change_ci_high
         )
         if isinstance(getattr(row, "baseline", None), str):
-            text += f"; at generation {last} it is {number(row.versus_mean, 3)} nats/token "
-            text += f"against {row.baseline} (95% CI "
-            text += f"{interval(row.versus_ci_low, row.versus_ci_high, lambda v: number(v, 3))})"
+            text += (
+                f"; at generation {last} it is {number(row.versus_mean, 3)} nats/token against "
+                f"{row.baseline} (95% CI {_ci_text(row.versus_ci_low, row.versus_ci_high)})"
+            )
         lines.append(text + ".")
-    headline = _headline(changes, last)
+    headline = [
+        f"At this scale, {row['arm']} {arm_verdict(row, row['baseline'])}."
+        for row in changes.to_dict("records")
+        if not row["arm"].startswith("real") and isinstance(row.get("baseline"), str)
+    ]
     if seeds < 3:
-        lines.append(f"Only {seeds} seed(s): treat these intervals as rough (3 or more needed).")
+        lines.append(
+            f"Only {seeds} seed(s): no verdict is drawn (a t-interval over seeds needs 3 or more)."
+        )
+        headline = []
     if "accumulate" in set(table.get("workflow", ())):
         lines.append(
             "accumulate trains generation g on (g + 1) x the token budget (the same epochs over "
@@ -180,32 +208,31 @@ def lm_verdict(table: pd.DataFrame) -> list[str]:
     return headline + lines
 
 
-def _headline(changes: pd.DataFrame, last: int) -> list[str]:
-    """One sentence per accumulating arm against replace: held (its loss change's CI
-    reaches 0 or below), degraded more slowly (rose, but ended below replace), or
-    degraded like it."""
-    rows = changes.set_index("arm")
-    baseline = next((b for b in rows.get("baseline", pd.Series()).dropna()), None)
-    if baseline is None:
-        return []
-    base = rows.loc[baseline]
-    if not base.change_ci_low > 0:
-        return [
-            f"Replacing ({baseline}) did not raise the eval loss detectably over {last} "
-            "generations here, so this run cannot show whether accumulating avoids collapse."
-        ]
-    out = []
-    for arm, row in rows.iterrows():
-        if arm == baseline or arm.startswith("real"):
-            continue
-        if not row.change_ci_low > 0:
-            verdict = "avoided the collapse that replacing showed: its loss did not rise"
-        elif row.versus_ci_high < 0:
-            verdict = "degraded, but more slowly than replacing (it ended below it)"
-        else:
-            verdict = "degraded, and we cannot tell it from replacing at this many seeds"
-        out.append(f"At this scale, {arm} {verdict}.")
-    return out
+def arm_verdict(row: dict, baseline: str) -> str:
+    """What a seed-paired loss change (``change_*``, generation 0 to the last) and the
+    last generation's difference from ``baseline`` (``versus_*``) support, in words:
+
+    * did not degrade: the change's CI lies at or below 0, or covers 0 while the arm
+      ended below the baseline;
+    * degraded more slowly than / more than the baseline: it rose, and the difference's
+      CI lies below / above 0;
+    * otherwise: we cannot tell it from the baseline."""
+    change_low, change_high = row["change_ci_low"], row["change_ci_high"]
+    versus_low, versus_high = row["versus_ci_low"], row["versus_ci_high"]
+    if not all(np.isfinite([change_low, change_high, versus_low, versus_high])):
+        return "cannot be judged (no interval: too few seeds)"
+    below, above = versus_high < 0, versus_low > 0
+    flat = change_low <= 0 <= change_high
+    if change_high <= 0 or (flat and below):
+        tail = f", and it ended below {baseline}" if below else ""
+        return f"did not degrade: its loss did not rise{tail}"
+    if above:
+        return f"ended above {baseline}: it degraded more"
+    if below:
+        return f"degraded, but more slowly than {baseline} (it ended below it)"
+    if flat:
+        return f"showed no rise we can detect, but we cannot tell it from {baseline} either"
+    return f"degraded, and we cannot tell it from {baseline} at this many seeds"
 
 
 def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
@@ -239,7 +266,7 @@ def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
     verdict = lm_verdict(table)
     summary["verdict"] = verdict
     figure = save_figure(
-        _lm_figure(means, order),
+        _lm_figure(means, order, LM_METRICS, 3),
         figures_dir,
         "lm-metrics",
         "Metrics vs generation, per workflow",
@@ -251,6 +278,20 @@ def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
         "seeds; band = t-based 95% CI over seeds, or their min..max with 2 seeds).",
         wide=True,
     )
+    figures = [figure]
+    if (means.metric == "generated_tail_mass").any():
+        figures.append(
+            save_figure(
+                _lm_figure(means, order, GENERATED, 4),
+                figures_dir,
+                "lm-generated",
+                "What each generation's model wrote",
+                "Measures of the corpus newly sampled for each generation (generation 0: the "
+                "real corpus), before the accumulating arms dilute it in their pool; replace's "
+                "real<f> arms include the real share they keep.",
+                wide=True,
+            )
+        )
     rows = []
     for (arm, generation), group in means.groupby(["arm", "generation"], sort=False):
         cells = [arm, str(generation), str(int(group["n"].max()))]
@@ -270,7 +311,7 @@ def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
         + "</ul></div><p>"
         + "; ".join(spans)
         + ".</p>"
-        + page.figures([figure])
+        + page.figures(figures)
         + page.table(["arm", "generation", "seeds", *LM_METRICS.values()], rows, "lm-table")
         + page.note(
             "Scale: these are tiny models on a small GINC corpus over a few generations, so "
@@ -285,11 +326,14 @@ def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
     return html, summary
 
 
-def _lm_figure(means: pd.DataFrame, order: list[str]) -> Figure:
-    figure = Figure(figsize=(14, 6.4), layout="constrained")
-    axes = figure.subplots(2, 4).ravel()
+def _lm_figure(means: pd.DataFrame, order: list[str], metrics: dict, columns: int) -> Figure:
+    rows = -(-len(metrics) // columns)
+    figure = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
     colours = matplotlib.colormaps["tab10"](np.arange(max(len(order), 2)) % 10)
-    for ax, (metric, label) in zip(axes, LM_METRICS.items(), strict=True):
+    for ax, (metric, label) in zip(axes, metrics.items(), strict=False):
         for colour, arm in zip(colours, order, strict=False):
             own = means[(means.arm == arm) & (means.metric == metric)].sort_values("generation")
             if own["mean"].isna().all():
@@ -337,8 +381,8 @@ def _chain_section(frame: pd.DataFrame, name: str, metrics: dict, figures_dir: P
         for stat, label in metrics.items():
             exact = last.get(f"{stat}_exact")
             exact = None if exact is None or pd.isna(exact) else float(exact)
-            entry = {k: float(last[f"{stat}_{k}"]) for k in ("mean", "se", "ci_low", "ci_high")}
-            entry["exact"] = exact
+            entry = {k: _plain(last[f"{stat}_{k}"]) for k in ("mean", "se", "ci_low", "ci_high")}
+            entry["exact"] = _plain(exact)  # None where no closed form (or an infinite one)
             z = _z(own, stat)
             entry["max_abs_z"] = None if z is None else float(np.nanmax(np.abs(z)))
             summary["workflows"][flow][stat] = entry

@@ -38,10 +38,6 @@ from divlab.measure import baselines, diversity_coefficient, load_probe, suite
 
 GENERATE_BATCH = 128  # documents per generate() call
 BASELINE_SAMPLE = 128  # documents per corpus for the probe-free measures (at most)
-SAMPLE_SEED = 0
-
-
-# ---- the spec ---------------------------------------------------------------------------
 
 
 # ---- the kind protocol ------------------------------------------------------------------
@@ -54,7 +50,14 @@ def describe(spec: CollapseExperimentSpec) -> list[str]:
         g = part.gaussian
         lines.append(
             f"Gaussian chain: {len(g.sizes)} fits of M = {_sizes_text(g.sizes)}, {g.chains} "
-            f"chains, {g.estimator} variance"
+            f"chains, {'known' if g.known_variance else g.estimator} variance; workflows "
+            f"{', '.join(g.workflows)}"
+        )
+    if part.regression:
+        r = part.regression
+        lines.append(
+            f"regression chain: T = {r.T} rows, d = {r.d} features, {r.generations} fits, "
+            f"{r.chains} chains; workflows {', '.join(r.workflows)}"
         )
     if part.discrete:
         d = part.discrete
@@ -64,7 +67,7 @@ def describe(spec: CollapseExperimentSpec) -> list[str]:
         )
     if part.lm:
         lm = part.lm
-        later = [a for a in arms(lm)]
+        later = arms(lm)
         runs = len(spec.seeds) * (1 + (lm.generations - 1) * len(later))
         how = {
             "sample": f"sampling (temperature {lm.temperature:g}, top-p {lm.top_p:g})",
@@ -244,6 +247,7 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
     chains_ = arms(lm)
     data = {(arm, s): real_path for arm in chains_ for s in spec.seeds}  # what each trains on
     synthetic: dict[tuple, list[Path]] = {key: [] for key in data}  # accumulated corpora
+    newest = dict(data)  # the corpus sampled for each arm's latest generation
     rows = []
     for generation in range(lm.generations):
         payloads, keys = [], []
@@ -277,6 +281,10 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
                         "token_budget": payload.train["token_budget"],
                         **_run_metrics(record),
                         **measures[path],
+                        **{
+                            f"generated_{key}": measures[newest[(arm, seed)]].get(key)
+                            for key in GENERATED
+                        },
                     }
                 )
                 models[(arm, seed)] = Path(payload.out) / "model"
@@ -285,13 +293,17 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
         for (arm, seed), model in models.items():
             following = generation + 1
             if arm.workflow == "replace":
-                path = context.corpus(model, arm.real_fraction, seed, following, log)
+                path = corpus = context.corpus(model, arm.real_fraction, seed, following, log)
             else:
-                name = f"{arm.name}-s{seed}-g{following}"
+                # generation 1 samples the shared generation-0 model with replace's seeds:
+                # the same corpus as real0's, so written once and shared
+                name = f"{arm.name}-s{seed}-g{following}" if following > 1 else None
                 corpus = context.corpus(model, 0.0, seed, following, log, name=name)
                 synthetic[(arm, seed)].append(corpus)
                 path = context.pool(arm, seed, following, synthetic[(arm, seed)])
-            data[(arm, seed)] = path
+                if corpus not in measures:
+                    measures[corpus] = context.measure(corpus.name, corpus)
+            data[(arm, seed)], newest[(arm, seed)] = path, corpus
             label = path.name if path.parent.name == "corpora" else f"pool-{path.name}"
             measures[path] = context.measure(label, path)
     table = root / TABLES["lm"]
@@ -299,6 +311,18 @@ def run_recursion(spec: CollapseExperimentSpec, root: Path, executor, progress, 
     return table
 
 
+# measures of the corpus newly sampled for a generation (``generated_<key>``; generation 0:
+# the real corpus), beside those of all the data it trains on
+GENERATED = (
+    "tail_mass",
+    "concepts_covered",
+    "concept_entropy",
+    "assignment_nll",
+    "diversity",
+    "vendi_ngram",
+    "distinct_n",
+    "compression_ratio",
+)
 RUN_METRICS = ("loss", "perplexity", "gap", "oracle_loss", "icl_accuracy", "edit_distance")
 
 
@@ -459,8 +483,10 @@ class _Context:
         if "assignment_nll" in table.column_names:  # assigned when the corpus was written
             assigned = table.column("assigned_concept").to_numpy()
             nll = table.column("assignment_nll").to_numpy()
-        else:  # the real corpus
+        elif name == "real":
             assigned, nll = self.real_assigned, self.real_nll
+        else:  # a corpus written before the assignment was stored with it
+            assigned, nll = self.assign(tokens)
         generated = (
             int(pc.sum(pc.equal(table.column("source"), "generated")).as_py() or 0)
             if "source" in table.column_names
@@ -472,6 +498,7 @@ class _Context:
             "real_share": 1.0 - generated / len(tokens),
             "tail_mass": float(chains.tail_mass(self.unigram(tokens), self.tail)),
             **coverage(assigned),
+            **{f"concept_share_{c}": float((assigned == c).mean()) for c in self.concepts},
             "assignment_nll": float(nll.mean()),
             "assignment_accuracy": (
                 float((assigned == self.real_concepts).mean()) if name == "real" else None
@@ -485,13 +512,14 @@ class _Context:
     def baselines(self, tokens: np.ndarray) -> dict:
         """The probe-free measures of issue 14 on one seeded sample of the same number of
         documents for every corpus (a pool grows; Vendi and distinct-n move with size)."""
-        sample = self.baseline_sample
-        documents = suite.fixed_sample(list(tokens), 2 * sample, SAMPLE_SEED)
+        sample, seed = self.baseline_sample, self.lm.diversity.seed
+        documents = list(tokens)
+        same_size = suite.fixed_sample(documents, sample, seed)  # a seeded draw, any order
         results = {
-            "vendi_ngram": baselines.vendi_ngram(documents, sample=sample, seed=SAMPLE_SEED),
-            "distinct_n": baselines.distinct_n(documents[:sample], seed=SAMPLE_SEED),
+            "vendi_ngram": baselines.vendi_ngram(documents, sample=sample, seed=seed),
+            "distinct_n": baselines.distinct_n(same_size, seed=seed),
             "compression_ratio": baselines.compression_ratio(
-                documents[:sample], vocab_size=self.real.vocab_size, seed=SAMPLE_SEED
+                same_size, vocab_size=self.real.vocab_size, seed=seed
             ),
         }
         out = {}

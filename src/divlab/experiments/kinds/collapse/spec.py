@@ -186,9 +186,10 @@ class CollapseLMSpec(Spec):
         default_factory=lambda: ["replace"],
         description="replace, accumulate, accumulate-fixed, accumulate-subsample (docstring)",
     )
-    real_fraction: list[Fraction] = Field(
-        default_factory=lambda: [0.0, 0.1],
-        description="replace: one chain (arm) per value, the share of real documents kept",
+    real_fraction: list[Fraction] | None = Field(
+        None,
+        description="replace: one chain (arm) per value, the share of real documents kept "
+        "(default [0.0, 0.1])",
     )
     subsample_docs: int | None = Field(
         None,
@@ -211,7 +212,9 @@ class CollapseLMSpec(Spec):
 
     @field_validator("real_fraction")
     @classmethod
-    def _arms(cls, v: list[float]) -> list[float]:
+    def _arms(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return None
         if not v or len({arm_name(f) for f in v}) != len(v):
             raise ValueError("must be a non-empty list of distinct fractions in [0, 1]")
         return sorted(v)
@@ -223,9 +226,16 @@ class CollapseLMSpec(Spec):
             raise ValueError(f"must be a non-empty list of distinct workflows from {WORKFLOWS}")
         return [w for w in WORKFLOWS if w in v]  # one order for tables and plots
 
+    @property
+    def fractions(self) -> list[float]:
+        """The replace arms' real shares (none without the replace workflow)."""
+        if "replace" not in self.workflows:
+            return []
+        return self.real_fraction if self.real_fraction is not None else [0.0, 0.1]
+
     @model_validator(mode="after")
     def _arms_used(self):
-        if "replace" not in self.workflows and "real_fraction" in self.model_fields_set:
+        if "replace" not in self.workflows and self.real_fraction is not None:
             raise ValueError(
                 "real_fraction sets the arms of the replace workflow (accumulate keeps all the "
                 "real data); add replace to workflows or drop real_fraction"
@@ -283,12 +293,16 @@ class CollapseExperimentSpec(CommonSpec):
             )
         if lm.diversity.enabled:
             d = lm.diversity
-            tokens = n_documents(self) * (length + 1)
+            smallest = n_documents(self)
+            if "accumulate-subsample" in lm.workflows and lm.generations > 1:
+                smallest = min(smallest, lm.subsample_docs or smallest)
+            tokens = smallest * (length + 1)
             if d.n_batches * d.batch_size * d.seq_len > tokens:
                 raise ValueError(
                     f"collapse.lm.diversity needs {d.n_batches} x {d.batch_size} x {d.seq_len} "
-                    f"tokens but a corpus has about {tokens}; use fewer or smaller batches, "
-                    "more training_data.n_tokens, or diversity.enabled: false"
+                    f"tokens but the smallest data set measured has about {tokens}; use fewer "
+                    "or smaller batches, more training_data.n_tokens (or subsample_docs), or "
+                    "diversity.enabled: false"
                 )
         return self
 
@@ -341,7 +355,7 @@ def arms(lm: CollapseLMSpec) -> list[Arm]:
     out = []
     for workflow in lm.workflows:
         if workflow == "replace":
-            out += [Arm(arm_name(f), "replace", f) for f in lm.real_fraction]
+            out += [Arm(arm_name(f), "replace", f) for f in lm.fractions]
         else:
             out.append(Arm(workflow, workflow))
     return out

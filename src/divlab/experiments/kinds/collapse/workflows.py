@@ -137,7 +137,8 @@ def _check_workflow(workflow: str, generations: int, chains: int | None = None) 
         raise ConfigError(
             f"unknown workflow {workflow!r}; choose one of {', '.join(map(repr, WORKFLOWS))}"
         )
-    if not isinstance(generations, int | np.integer) or generations < 1:
+    whole = isinstance(generations, int | np.integer) and not isinstance(generations, bool)
+    if not whole or generations < 1:
         raise ConfigError(f"generations must be an integer >= 1 (the fits), got {generations!r}")
     if chains is not None and chains < 2:
         raise ConfigError(f"chains must be >= 2 (a standard error), got {chains}")
