@@ -2,7 +2,8 @@
 
 Diversity rises with log2(number of concepts) and eval loss falls with it, so the report
 must find a strong negative rank correlation between diversity and loss. Two conditions of
-plan "added" (concepts from outside the eval set, lower alignment) make plot D render;
+plan "added" (concepts from outside the eval set, lower alignment, a larger energy distance
+to the eval set) make plots D and G render;
 ``token_match`` is entirely null and must be skipped.
 """
 
@@ -54,6 +55,7 @@ def _results(rng: np.random.Generator) -> pd.DataFrame:
         half = 0.002
         # added concepts are not in the eval set: alignment drops with every added one
         alignment = 0.80 + 0.03 * math.log2(k) - 0.01 * c["k_added"]
+        energy = 0.05 - 0.01 * math.log2(k) + 0.004 * c["k_added"]
         for seed in SEEDS:
             loss = 3.0 - 0.25 * math.log2(n) + 0.05 * c["k_added"] / 4 + rng.normal(0, 0.02)
             rows.append(
@@ -74,6 +76,9 @@ def _results(rng: np.random.Generator) -> pd.DataFrame:
                     "alignment_ci_low": alignment - 0.01,
                     "alignment_ci_high": alignment + 0.01,
                     "align2": alignment - 0.02,
+                    "energy_distance": energy,
+                    "energy_distance_ci_low": energy - 0.002,
+                    "energy_distance_ci_high": energy + 0.002,
                     "noise_floor": NOISE_FLOOR,
                     "probe": "trained",
                     "loss": loss,

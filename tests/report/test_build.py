@@ -15,7 +15,7 @@ from tests.report.synthetic import make_synthetic_experiment
 
 METRICS = ["loss", "icl_accuracy"]  # token_match, also requested, is all null
 FIGURES = [
-    *(f"{plot}_{m}" for plot in "ABD" for m in METRICS),
+    *(f"{plot}_{m}" for plot in "ABDFG" for m in METRICS),
     "C_diversity_alignment",
     "E_ground_truth",
     "learning_curves",
@@ -91,15 +91,35 @@ def test_headline_numbers_equal_a_direct_computation(synthetic_report):
 
 
 def test_stats_parquet_is_the_correlation_table(synthetic_report):
-    _, index = synthetic_report
+    experiment, index = synthetic_report
     table = pd.read_parquet(index.parent / "stats.parquet")
-    assert set(table["plot"]) == set("ABCDE")
+    assert set(table["plot"]) == set("ABCDEFG")
     row = table[(table["plot"] == "A") & (table.y == "loss") & (table.level == "runs")].iloc[0]
     summary = json.loads((index.parent / "summary.json").read_text())
     assert row.spearman_rho == pytest.approx(summary["metrics"]["loss"]["spearman_rho"])
     # plot D: 3 added conditions x 2 seeds, measured against their base conditions
     d = table[(table["plot"] == "D") & (table.y == "loss") & (table.level == "runs")].iloc[0]
     assert d.n == 6
+    # plot G: the same runs, gained energy distance (recomputed from results.parquet)
+    g = table[(table["plot"] == "G") & (table.y == "loss") & (table.level == "runs")].iloc[0]
+    results = pd.read_parquet(experiment / "results.parquet")
+    means = results.groupby("condition")[["energy_distance", "loss"]].mean()
+    added = results[results.plan == "added"]
+    x = added.energy_distance.to_numpy() - means.energy_distance[added.base_condition].to_numpy()
+    y = added.loss.to_numpy() - means.loss[added.base_condition].to_numpy()
+    assert g.n == 6 and g.spearman_rho == pytest.approx(correlation(x, y)["spearman_rho"])
+
+
+def test_metric_table_holds_the_headline_numbers(synthetic_report):
+    """The per-metric statistics are a table, each headline in its row, equal to
+    summary.json's; Hedges' g is withheld with 2 seeds per arm and the reason given."""
+    _, index = synthetic_report
+    html = index.read_text()
+    summary = json.loads((index.parent / "summary.json").read_text())
+    table_html = re.search(r"<table id='metric-table'>(.*?)</table>", html, re.S).group(1)
+    for name, headline in summary["metrics"].items():
+        assert f"id='headline-spearman-{name}'>{headline['headline']}<" in table_html
+    assert "withheld" in table_html and "effect-g-" not in table_html
 
 
 def test_all_null_metric_is_skipped_and_said(synthetic_report):
@@ -117,7 +137,7 @@ def test_sparse_experiment_skips_what_it_lacks(tmp_path):
     (experiment / "curves.parquet").unlink()
     results = pd.read_parquet(experiment / "results.parquet")
     for column in results.columns:
-        if column.startswith(("alignment", "gt_")) or column == "icl_accuracy":
+        if column.startswith(("alignment", "energy_distance", "gt_")) or column == "icl_accuracy":
             results[column] = float("nan")
     results.to_parquet(experiment / "results.parquet")
     info = json.loads((experiment / "experiment.json").read_text())

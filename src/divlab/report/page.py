@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 from html import escape
 
 import numpy as np
@@ -35,6 +36,17 @@ pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .8em; }
 """
 
 
+@dataclass(frozen=True)
+class Number:
+    """A key number in a sentence or a table cell; the HTML gives it an element id."""
+
+    text: str
+    id: str
+
+    def html(self) -> str:
+        return f"<span class='num' id='{escape(self.id)}'>{escape(self.text)}</span>"
+
+
 def section(title: str, body: str, id_: str) -> str:
     return f"<section id='{id_}'>\n<h2>{escape(title)}</h2>\n{body}\n</section>"
 
@@ -50,10 +62,12 @@ def table(header: list[str], rows: list[list[str]], id_: str) -> str:
 
 
 def cell(value) -> str:
-    """A table cell; numbers (and intervals) align right, words left."""
-    text = str(value)
+    """A table cell; numbers (and intervals) align right, words left; a :class:`Number`
+    keeps its element id."""
+    text = value.text if isinstance(value, Number) else str(value)
     numeric = re.match(r"^(-?[\d.]|\[|n/a$)", text) is not None
-    return f"<td class='n'>{escape(text)}</td>" if numeric else f"<td>{escape(text)}</td>"
+    inner = value.html() if isinstance(value, Number) else escape(text)
+    return f"<td class='n'>{inner}</td>" if numeric else f"<td>{inner}</td>"
 
 
 def figures(figures: list[FigureFile]) -> str:

@@ -51,7 +51,7 @@ class Analysis:
     conditions: pd.DataFrame  # one row per condition, in display order
     correlations: pd.DataFrame
     effects: pd.DataFrame
-    gains: dict[str, pd.DataFrame]  # plot D points per metric
+    gains: dict[tuple[str, str], pd.DataFrame]  # plot D / G points per (plot, metric)
     skipped: list[str] = field(default_factory=list)  # plain-words notes
 
     @property
@@ -104,15 +104,19 @@ def analyse(tables: ExperimentTables, n_boot: int = 2000) -> Analysis:
             )
         )
     gains = {}
-    if has_alignment:
+    for plot, measure in GAINED.items():
+        if not has_values(results, measure):
+            continue
         for name in metrics:
-            points = gained(results, name)
+            points = gained(results, name, measure)
             if not points.empty:
-                gains[name] = points
-                rows += _two_levels(points, "D", "gained_alignment", "gained_metric", n_boot, name)
-        if metrics and not gains:
+                gains[(plot, name)] = points
+                column = f"gained_{measure}"
+                rows += _two_levels(points, plot, column, "gained_metric", n_boot, name)
+        if plot == "D" and metrics and not gains:
             skipped.append(
-                "Plot D is left out: no runs of plan 'added' with a base condition in the table."
+                "Plots D and G are left out: no runs of plan 'added' with a base condition "
+                "in the table."
             )
     if has_diversity:
         rows += _ground_truth_rows(conditions, n_boot, skipped)
@@ -151,12 +155,17 @@ def condition_table(results: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def gained(results: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Plot D points: for each run of plan "added" whose ``base_condition`` is another
-    condition of the table, gained alignment = alignment(condition) - alignment(base) and
-    gained metric = this run's metric - the mean of the base condition's seeds."""
-    columns = ["condition", "seed", "base_condition", "gained_alignment", "gained_metric"]
-    if not {"plan", "base_condition", "alignment"} <= set(results.columns):
+GAINED = {"D": "alignment", "G": "energy_distance"}  # plot: the measure whose gain it shows
+
+
+def gained(results: pd.DataFrame, name: str, measure: str = "alignment") -> pd.DataFrame:
+    """Plot D (G) points: for each run of plan "added" whose ``base_condition`` is another
+    condition of the table, ``gained_<measure>`` = measure(condition) - measure(base)
+    (align1 for D; the energy distance to D_eval for G, where moving closer is negative)
+    and gained metric = this run's metric - the mean of the base condition's seeds."""
+    gain = f"gained_{measure}"
+    columns = ["condition", "seed", "base_condition", gain, "gained_metric"]
+    if not {"plan", "base_condition", measure} <= set(results.columns):
         return pd.DataFrame(columns=columns)
     present = set(results.condition)
     added = results[
@@ -168,23 +177,23 @@ def gained(results: pd.DataFrame, name: str) -> pd.DataFrame:
     if added.empty:
         return pd.DataFrame(columns=columns)
     by_condition = results.groupby("condition")
-    alignment = by_condition["alignment"].mean()
+    base_measure = by_condition[measure].mean()
     base_metric = by_condition[name].mean()
     out = pd.DataFrame(
         {
             "condition": added.condition.to_numpy(),
             "seed": added.seed.to_numpy(),
             "base_condition": added.base_condition.to_numpy(),
-            "gained_alignment": (
-                added.alignment.to_numpy(float)
-                - alignment.loc[added.base_condition].to_numpy(float)
+            gain: (
+                added[measure].to_numpy(float)
+                - base_measure.loc[added.base_condition].to_numpy(float)
             ),
             "gained_metric": (
                 added[name].to_numpy(float) - base_metric.loc[added.base_condition].to_numpy(float)
             ),
         }
     )
-    return out.dropna(subset=["gained_alignment", "gained_metric"]).reset_index(drop=True)
+    return out.dropna(subset=[gain, "gained_metric"]).reset_index(drop=True)
 
 
 CORRELATION_COLUMNS = [

@@ -18,7 +18,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from divlab.experiments.kinds.diversity.analysis import Analysis, log2_axis
+from divlab.experiments.kinds.diversity.analysis import GAINED, Analysis, log2_axis
 from divlab.experiments.kinds.diversity.load import has_values, metric
 from divlab.report import stats
 from divlab.report.figures import STYLE, FigureFile, save_figure
@@ -33,6 +33,7 @@ PLOT_TITLES = {
     "D": "D: gained alignment vs gained {metric} (concepts added outside the eval set)",
     "E": "E: Task2Vec diversity vs ground-truth diversity",
     "F": "F: energy distance to D_eval vs {metric} (alignment without the set's own spread)",
+    "G": "G: gained energy distance vs gained {metric} (concepts added outside the eval set)",
 }
 PLOT_X = {"A": "diversity", "B": "alignment", "F": "energy_distance"}
 
@@ -50,7 +51,7 @@ def make_figures(analysis: Analysis, folder: Path) -> list[FigureFile]:
 def _figure_plan(analysis: Analysis) -> list[tuple]:
     """(file stem, title, caption, draw, wide) of each figure, in report order."""
     plan = []
-    for plot in ["A", "B", "C", "D", "F"]:
+    for plot in ["A", "B", "C", "D", "F", "G"]:
         if plot == "C":
             if analysis.correlation("C", "alignment", "conditions") is not None:
                 caption = "One point per condition; bars are the Task2Vec 95% CIs."
@@ -60,7 +61,7 @@ def _figure_plan(analysis: Analysis) -> list[tuple]:
         caption = (
             "Light points: runs (one per seed). Large points: condition means with 95% "
             "t-CIs over seeds"
-            + ("" if plot == "D" else " and the measure's 95% bootstrap CI horizontally")
+            + ("" if plot in GAINED else " and the measure's 95% bootstrap CI horizontally")
             + ". Line: least-squares fit over runs."
         )
         for name in analysis.metrics:
@@ -131,11 +132,15 @@ def _colourbar(figure: Figure, axes, analysis: Analysis) -> None:
 
 
 def _relation_figure(analysis: Analysis, plot: str, name: str) -> Figure:
-    if plot == "D":
-        points = analysis.gains[name].rename(
-            columns={"gained_alignment": "x", "gained_metric": "y"}
+    if plot in GAINED:
+        measure = GAINED[plot]
+        points = analysis.gains[(plot, name)].rename(
+            columns={f"gained_{measure}": "x", "gained_metric": "y"}
         )
-        xlabel = "gained alignment (alignment - alignment of the base condition)"
+        xlabel = {
+            "D": "gained alignment (alignment - alignment of the base condition)",
+            "G": "gained energy distance to D_eval (negative: moved closer)",
+        }[plot]
         ylabel = f"gained {metric(name).label}"
         x_bars = None
     else:
@@ -159,7 +164,7 @@ def _relation_figure(analysis: Analysis, plot: str, name: str) -> Figure:
     _error_bars(ax, means, colours)
     runs = analysis.correlation(plot, name, "runs")
     _fit(ax, points.x, runs)
-    if plot == "D":
+    if plot in GAINED:
         ax.axhline(0, color="0.6", lw=0.8)
         ax.axvline(0, color="0.6", lw=0.8)
     conditions = analysis.correlation(plot, name, "conditions")

@@ -17,15 +17,16 @@ from divlab.experiments.kinds.diversity.judging import judge_measures
 from divlab.experiments.kinds.diversity.load import has_values, metric, read_experiment
 from divlab.experiments.kinds.diversity.plots import make_figures
 from divlab.experiments.kinds.diversity.summary import (
-    Number,
+    METRIC_HEADER,
     Paragraph,
+    metric_rows,
     summary_json,
     summary_paragraphs,
 )
 from divlab.io import write_table
 from divlab.report import stats
 from divlab.report.formatting import fixed, interval, number, p_value
-from divlab.report.page import dump, note, table, value_text
+from divlab.report.page import Number, dump, note, table, value_text
 from divlab.report.page import figures as figures_html
 
 
@@ -79,17 +80,21 @@ def _answer(judgement, shown) -> str:
 
 
 def _paragraph(parts: Paragraph) -> str:
-    inner = "".join(
-        f"<span class='num' id='{escape(p.id)}'>{escape(p.text)}</span>"
-        if isinstance(p, Number)
-        else escape(p)
-        for p in parts
-    )
+    inner = "".join(p.html() if isinstance(p, Number) else escape(p) for p in parts)
     return f"<p>{inner}</p>"
 
 
 def _summary(analysis: Analysis) -> str:
-    body = "".join(_paragraph(p) for p in summary_paragraphs(analysis))
+    first, *rest = summary_paragraphs(analysis)
+    rows = metric_rows(analysis)
+    body = _paragraph(first)
+    if rows:
+        body += table(METRIC_HEADER, rows, "metric-table") + note(
+            "Task2Vec diversity against each metric. Spearman and Pearson over runs with "
+            "bootstrap CIs; the effect is from the lowest- to the highest-diversity "
+            "condition, Hedges' g with Welch's test only with at least 3 seeds per arm."
+        )
+    body += "".join(_paragraph(p) for p in rest)
     notes = analysis.skipped + analysis.tables.notes
     if notes:
         items = "".join(f"<li>{escape(n)}</li>" for n in notes)

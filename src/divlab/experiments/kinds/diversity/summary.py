@@ -8,7 +8,6 @@ diversity coefficient may not rise above its noise floor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,15 +15,7 @@ from divlab.experiments.kinds.diversity.analysis import Analysis
 from divlab.experiments.kinds.diversity.load import has_values, metric
 from divlab.report import stats
 from divlab.report.formatting import fixed, number, p_value, pearson_text, spearman_text
-
-
-@dataclass(frozen=True)
-class Number:
-    """A key number inside a sentence; the HTML gives it an element id."""
-
-    text: str
-    id: str
-
+from divlab.report.page import Number
 
 Paragraph = list  # of str and Number
 
@@ -34,8 +25,9 @@ def headline_id(name: str) -> str:
 
 
 def summary_paragraphs(analysis: Analysis) -> list[Paragraph]:
+    """The design, then (after the per-metric table, :func:`metric_rows`) the alignment,
+    confounds, noise floor, gains and caveats."""
     paragraphs = [_design(analysis)]
-    paragraphs += [p for name in analysis.metrics if (p := _metric_sentence(analysis, name))]
     extra = [_alignment(analysis), _confounds(analysis), _noise_floor(analysis), _gains(analysis)]
     for paragraph in extra:
         if paragraph:
@@ -92,57 +84,67 @@ def _direction(name: str, rho: float) -> str:
     return f"higher diversity went with {'higher' if higher else 'lower'} {info.short}{verdict}"
 
 
-def _metric_sentence(analysis: Analysis, name: str) -> Paragraph | None:
-    parts = _correlation_sentence(analysis, name) + _effect_sentence(analysis, name)
-    if parts and isinstance(parts[0], str):
-        parts[0] = parts[0].lstrip()
-    return parts or None
+METRIC_HEADER = [
+    "metric",
+    "direction over runs",
+    "Spearman over runs [95% CI]",
+    "sign established",
+    "Pearson r [95% CI]",
+    "Spearman over condition means",
+    "lowest -> highest condition",
+    "mean metric",
+    "Hedges' g",
+    "Welch p (or why no effect size)",
+]
 
 
-def _correlation_sentence(analysis: Analysis, name: str) -> Paragraph:
-    runs = analysis.correlation("A", name, "runs")
-    if runs is None:
-        return []
-    short = metric(name).short
-    if runs["reason"]:
-        return [f"Diversity vs {short}: no correlation ({runs['reason']})."]
-    parts: Paragraph = [
-        f"Over {runs['n']} runs, {_direction(name, runs['spearman_rho'])}: Spearman ",
-        Number(spearman_text(runs), headline_id(name)),
-        f" (Pearson {pearson_text(runs)}).",
-    ]
-    low, high = runs["spearman_ci_low"], runs["spearman_ci_high"]
-    if math.isfinite(low) and low <= 0 <= high:
-        parts.append(" The 95% CI includes 0, so even the sign is not established.")
-    conditions = analysis.correlation("A", name, "conditions")
-    if conditions is not None and not conditions["reason"] and conditions["n"] < runs["n"]:
-        parts.append(
-            f" Across the {conditions['n']} condition means: Spearman {spearman_text(conditions)}."
+def metric_rows(analysis: Analysis) -> list[list]:
+    """One row per performance metric: Task2Vec diversity's correlation with it over runs
+    (the headline, under element id ``headline-spearman-<metric>``) and over condition
+    means, and the effect from the lowest- to the highest-diversity condition (Hedges' g
+    only with the seeds to support it; the reason when withheld)."""
+    rows = []
+    for name in analysis.metrics:
+        runs = analysis.correlation("A", name, "runs")
+        if runs is None:
+            continue
+        short = metric(name).short
+        if runs["reason"]:
+            rows.append([short, f"no correlation: {runs['reason']}", *[""] * 8])
+            continue
+        low, high = runs["spearman_ci_low"], runs["spearman_ci_high"]
+        unsettled = math.isfinite(low) and low <= 0 <= high
+        conditions = analysis.correlation("A", name, "conditions")
+        by_condition = (
+            spearman_text(conditions)
+            if conditions is not None and not conditions["reason"] and conditions["n"] < runs["n"]
+            else ""
         )
-    return parts
+        row = [
+            short,
+            f"{_direction(name, runs['spearman_rho'])} ({runs['n']} runs)",
+            Number(spearman_text(runs), headline_id(name)),
+            "no: the CI includes 0" if unsettled else "yes",
+            pearson_text(runs),
+            by_condition,
+        ]
+        rows.append(row + _effect_cells(analysis, name))
+    return rows
 
 
-def _effect_sentence(analysis: Analysis, name: str) -> Paragraph:
+def _effect_cells(analysis: Analysis, name: str) -> list:
     effect = analysis.effects[analysis.effects.metric == name]
     if effect.empty:
-        return []
+        return ["", "", "", ""]
     e = effect.iloc[0]
-    if e.x == "diversity":
-        span = f"From the lowest-diversity condition ({e.low_condition}) to the highest"
-    else:
-        span = f"From the condition with the fewest concepts ({e.low_condition}) to the most"
-    parts: Paragraph = [
-        f" {span} ({e.high_condition}), mean {metric(name).short} went from "
-        f"{number(e.low_mean)} to {number(e.high_mean)} (difference {number(e.difference)}; "
-    ]
+    means = f"{number(e.low_mean)} -> {number(e.high_mean)} (difference {number(e.difference)})"
+    span = f"{e.low_condition} -> {e.high_condition}"
+    if e.x != "diversity":
+        span += " (fewest -> most concepts)"
     if e.reason:
-        return [*parts, f"no standardised effect: {e.reason})."]
-    return [
-        *parts,
-        "Hedges' g = ",
-        Number(fixed(e.hedges_g), f"effect-g-{name}"),
-        f", Welch p = {p_value(e.welch_p)}, {e.n_a} vs {e.n_b} seeds).",
-    ]
+        return [span, means, "withheld", str(e.reason)]
+    g = Number(fixed(e.hedges_g), f"effect-g-{name}")
+    return [span, means, g, f"{p_value(e.welch_p)} ({e.n_a} vs {e.n_b} seeds)"]
 
 
 def _conditions_rho(analysis: Analysis, x: str, y: str) -> float:
@@ -259,13 +261,19 @@ def _alignment(analysis: Analysis) -> Paragraph | None:
 
 
 def _gains(analysis: Analysis) -> Paragraph | None:
-    text = _per_metric(analysis, "D")
-    if not text:
+    text, energy = _per_metric(analysis, "D"), _per_metric(analysis, "G")
+    if not text and not energy:
         return None
-    return [
-        "Plot D (concepts added from outside the eval set), gained alignment vs the change "
-        f"from the base condition, over runs: {text}."
-    ]
+    parts = "Concepts added from outside the eval set, against the change from the base "
+    parts += "condition, over runs: "
+    if text:
+        parts += f"gained align1 (plot D): {text}. "
+    if energy:
+        parts += (
+            f"Gained energy distance to D_eval (plot G, not scored lower for the added "
+            f"set's own spread): {energy}."
+        )
+    return [parts.strip()]
 
 
 def _caveats(analysis: Analysis) -> Paragraph:
