@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file
@@ -41,7 +42,7 @@ from divlab.train.checkpoint import (
     save_checkpoint,
     versions,
 )
-from divlab.train.data import PackedSequences
+from divlab.train.data import IGNORE, PackedSequences
 from divlab.train.models import build_config, build_model, count_parameters, training_flops
 from divlab.train.plan import GPUS, matmul_parameters, micro_batch_size
 from divlab.train.spec import TrainSpec
@@ -119,7 +120,12 @@ class Run:
         if spec.init_from:
             self._initialise_from(Path(spec.init_from))
         self.data = PackedSequences(
-            self.dataset, spec.split, spec.seq_len, spec.seed, shuffle=spec.shuffle
+            self.dataset,
+            spec.split,
+            spec.seq_len,
+            spec.seed,
+            shuffle=spec.shuffle,
+            loss_on=spec.loss_on,
         )
         # auto: the largest that fits this device (the plan), never part of the run's id
         self.micro = micro_batch_size(spec, self.vocab_size, self.device)
@@ -239,30 +245,54 @@ class Run:
         spec = self.spec
         per_step = spec.sequences_per_step
         micro = self.micro
-        batch = torch.from_numpy(self.data.batch(self.state.step * per_step, per_step))
-        if self.device.type == "cuda":  # page-locked: the copy overlaps the last step's work
-            batch = batch.pin_memory()
-        batch = batch.to(self.device, non_blocking=True)
+        start = self.state.step * per_step
+        batch = self._on_device(self.data.batch(start, per_step))
+        masked = self.data.label_batch(start, per_step)  # None: the labels are the inputs
+        labels = batch if masked is None else self._on_device(masked)
         if micro == per_step:  # one forward pass: no scaling, no sum (the common case)
             with autocast(self.device):
-                loss = self.forward_model(input_ids=batch, labels=batch).loss
+                loss = self.forward_model(input_ids=batch, labels=labels).loss
             loss.backward()
             total = loss.detach()
         else:
             total = torch.zeros((), dtype=torch.float64, device=self.device)
+            # each micro-batch's mean loss weighs by its share of the step's targets
+            # (equal shares unless prompt tokens are masked out of the loss)
+            targets = None if masked is None else (masked[:, 1:] != IGNORE).sum(axis=1)
             for first in range(0, per_step, micro):
                 inputs = batch[first : first + micro]
+                share = (
+                    len(inputs) / per_step
+                    if targets is None
+                    else targets[first : first + micro].sum() / targets.sum()
+                )
                 with autocast(self.device):
-                    loss = self.forward_model(input_ids=inputs, labels=inputs).loss
-                (loss * (len(inputs) / per_step)).backward()
+                    loss = self.forward_model(
+                        input_ids=inputs, labels=labels[first : first + micro]
+                    ).loss
+                (loss * share).backward()
                 # float64, as the Python floats it replaces: the same sums, bit for bit
-                total += loss.detach().to(torch.float64) * len(inputs) / per_step
+                total += loss.detach().to(torch.float64) * share
         if spec.optimizer.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.optimizer.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":  # page-locked: the copy overlaps the last step's work
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
+    def _targets(self, step: int) -> int:
+        """Tokens the loss of step ``step`` (0-based) predicted."""
+        per_step = self.spec.sequences_per_step
+        masked = self.data.label_batch(step * per_step, per_step)
+        if masked is None:
+            return per_step * (self.spec.seq_len - 1)
+        return int((masked[:, 1:] != IGNORE).sum())
 
     def fit(self, callbacks: list[Callback] = ()) -> dict:
         """Train to the token budget (or from a checkpoint to it); return the summary."""
@@ -295,14 +325,13 @@ class Run:
             return
         # float64 holds every float32 loss exactly: the values float(loss) gave
         losses = torch.stack([loss.to(torch.float64) for _, _, loss, _ in self._pending]).tolist()
-        predicted_per_step = self.spec.sequences_per_step * (self.spec.seq_len - 1)
         rows = []
         for (step, tokens, _, lr), loss in zip(self._pending, losses, strict=True):
             if not math.isfinite(loss):
                 raise DataError(
                     f"training diverged (loss {loss}) at step {step - 1}; lower the learning rate"
                 )
-            self.state.prequential_nats += loss * predicted_per_step
+            self.state.prequential_nats += loss * self._targets(step - 1)
             self.state.last_loss = loss
             rows.append({"step": step, "tokens": tokens, "loss": loss, "lr": lr})
         _append_jsonl(self.out / "train_log.jsonl", *rows)
@@ -316,7 +345,7 @@ class Run:
             callback.on_end(self)
         self.save("model", resumable=False)
         tokens_per_second = self.state.tokens / max(self.state.train_seconds, 1e-9)
-        predicted = self.spec.steps * self.spec.sequences_per_step * (self.spec.seq_len - 1)
+        predicted = sum(self._targets(step) for step in range(self.spec.steps))
         summary = {
             **self.sidecar(),
             "final_train_loss": self.state.last_loss,

@@ -110,6 +110,11 @@ class TrainSpec(RecipeSpec):
         "data set's document order (a curriculum written into the data)",
     )
     eval_docs: int = Field(64, ge=1)
+    loss_on: Literal["all", "response"] = Field(
+        "all",
+        description="the tokens the loss is taken on: all, or (instruction tuning) only the "
+        "responses, the split's prompt_length column marking each document's prompt",
+    )
 
     def every(self, requested: int | None, fraction: int) -> int:
         """A cadence in steps: ``requested`` tokens, or 1/``fraction`` of the run."""
