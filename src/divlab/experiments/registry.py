@@ -25,6 +25,7 @@ KINDS = {
     "mixtures": "divlab.experiments.kinds.mixtures",
     "curriculum": "divlab.experiments.kinds.curriculum",
     "scaling": "divlab.experiments.kinds.scaling",
+    "sft": "divlab.experiments.kinds.sft",
 }
 
 Sections = list[tuple[str, str, str]]  # (title, html body, element id)
