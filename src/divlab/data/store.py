@@ -112,6 +112,12 @@ class TokenDataset:
                 _check_columns(path, pq.read_schema(path), columns)
             return pq.read_table(path, columns=columns)
 
+    def table_schema(self, split: str) -> pa.Schema:
+        """The columns of a split, without reading it."""
+        path = self.split_path(split)
+        with _readable(path):
+            return pq.read_schema(path)
+
     def documents(self, split: str) -> list[np.ndarray]:
         """Token ids of every document of a split (int64 arrays)."""
         column = self.table(split, ["tokens"]).column(0).combine_chunks()

@@ -100,7 +100,10 @@ def run_payload(
     recipe and the evaluation, so a changed recipe never reuses a stale run."""
     recipe = spec.train_recipe(train_overrides) | {"seed": seed}
     evaluation = evaluation or spec.evaluation.dump()
-    run_id = ids.run_id(name, seed, ids.relative(data, root), recipe, evaluation)
+    defining = dict(recipe)
+    if defining.get("init_from"):  # a model inside the folder: where the folder is is no part
+        defining["init_from"] = ids.relative(defining["init_from"], root)
+    run_id = ids.run_id(name, seed, ids.relative(data, root), defining, evaluation)
     return RunPayload(
         run_id=run_id,
         condition=name,

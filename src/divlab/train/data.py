@@ -6,6 +6,11 @@ in the permutation drawn from ``(seed, e)`` (or, with ``shuffle=False``, in file
 a curriculum written into the data set's document order), so the ``i``-th sequence of a
 run is a pure function of ``(seed, i)``: a resumed run needs only its step count to
 continue exactly.
+
+Instruction data sets (a ``prompt_length`` column) pack whole examples instead: each
+example and its ``<eos>`` go into one sequence, never cut from its prompt, the rest of a
+sequence padded and not a target; with ``loss_on: response`` the prompts are not targets
+either (``IGNORE`` labels).
 """
 
 from __future__ import annotations
@@ -31,23 +36,29 @@ class PackedSequences:
     ) -> None:
         if seq_len < 2:
             raise ConfigError(f"seq_len must be >= 2, got {seq_len}")
+        if loss_on not in ("all", "response"):
+            raise ConfigError(f"loss_on must be 'all' or 'response', not {loss_on!r}")
         documents = dataset.documents(split)
         eos = dataset.eos_token_id
-        stream = np.concatenate([np.append(d, eos) for d in documents]) if documents else []
-        n = len(stream) // seq_len
-        if n == 0:
-            raise ConfigError(
-                f"split {split!r} of {dataset.path} has {len(stream)} tokens, fewer than one "
-                f"sequence of seq_len={seq_len}; lower seq_len or add data"
-            )
-        self.sequences = np.asarray(stream[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
         self.labels = None  # None: every token is a target (the labels are the inputs)
-        if loss_on == "response":
-            prompt = _prompt_mask(dataset, split, documents, seq_len)
-            labels = np.where(prompt[: n * seq_len], IGNORE, stream[: n * seq_len])
-            self.labels = labels.astype(np.int64).reshape(n, seq_len)
-        elif loss_on != "all":
-            raise ConfigError(f"loss_on must be 'all' or 'response', not {loss_on!r}")
+        if "prompt_length" in dataset.table_schema(split).names:  # instruction examples
+            self.sequences, self.labels = _whole_examples(
+                dataset, split, documents, seq_len, mask_prompts=loss_on == "response"
+            )
+        elif loss_on == "response":
+            raise ConfigError(
+                f"loss_on: response needs a prompt_length column in split {split!r} of "
+                f"{dataset.path} (an instruction data set); use loss_on: all for plain text"
+            )
+        else:
+            stream = np.concatenate([np.append(d, eos) for d in documents]) if documents else []
+            n = len(stream) // seq_len
+            if n == 0:
+                raise ConfigError(
+                    f"split {split!r} of {dataset.path} has {len(stream)} tokens, fewer than "
+                    f"one sequence of seq_len={seq_len}; lower seq_len or add data"
+                )
+            self.sequences = np.asarray(stream[: n * seq_len], np.int64).reshape(n, seq_len)
         self.seed, self.shuffle = seed, shuffle
         self._orders: dict[int, np.ndarray] = {}
 
@@ -88,26 +99,47 @@ class PackedSequences:
         return None if self.labels is None else self.labels[self.rows(start, count)]
 
 
-def _prompt_mask(dataset: TokenDataset, split: str, documents: list, seq_len: int) -> np.ndarray:
-    """Per token of the packed stream: True inside a document's prompt (its first
-    ``prompt_length`` tokens, a column of the split); the response and the ``<eos>`` after
-    it are targets. A prompt of seq_len - 1 tokens or more could fill a sequence with no
-    target at all (a 0/0 loss), so it is refused."""
-    columns = dataset.table(split).column_names
-    if "prompt_length" not in columns:
-        raise ConfigError(
-            f"loss_on: response needs a prompt_length column in split {split!r} of "
-            f"{dataset.path} (an instruction data set); use loss_on: all for plain text"
-        )
+def _whole_examples(
+    dataset: TokenDataset, split: str, documents: list, seq_len: int, mask_prompts: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Instruction examples packed whole: each example and its ``<eos>`` go into the current
+    sequence if they fit, else into a new one (the rest padded, never a target), so no
+    example is cut from its prompt. Labels are the tokens, ``IGNORE`` on padding and, with
+    ``mask_prompts``, on each example's first ``prompt_length`` tokens."""
     lengths = dataset.table(split, ["prompt_length"]).column("prompt_length").to_numpy()
-    if len(lengths) and lengths.max() >= seq_len - 1:
-        raise ConfigError(
-            f"a prompt of {int(lengths.max())} tokens in {dataset.path} leaves no target in "
-            f"a sequence of seq_len={seq_len}; raise seq_len above the longest prompt + 1"
-        )
-    parts = []
-    for document, length in zip(documents, lengths, strict=True):
-        mask = np.zeros(len(document) + 1, dtype=bool)
-        mask[: int(length)] = True
-        parts.append(mask)
-    return np.concatenate(parts)
+    eos = dataset.eos_token_id
+    pad = dataset.summary["tokenizer"].get("pad_token_id")
+    pad = eos if pad is None else pad
+    sequences, labels = [], []
+    tokens = np.full(seq_len, pad, np.int64)
+    targets = np.full(seq_len, IGNORE, np.int64)
+    used = 0
+    for document, prompt in zip(documents, lengths, strict=True):
+        example = np.append(np.asarray(document, np.int64), eos)
+        if not 0 <= prompt < len(example) - 1:
+            raise ConfigError(
+                f"{dataset.path}: a prompt_length of {prompt} for an example of "
+                f"{len(document)} tokens leaves no response"
+            )
+        if len(example) > seq_len:
+            raise ConfigError(
+                f"{dataset.path}: an instruction example of {len(example)} tokens (with "
+                f"<eos>) does not fit seq_len={seq_len}; raise seq_len"
+            )
+        if used + len(example) > seq_len:
+            sequences.append(tokens)
+            labels.append(targets)
+            tokens = np.full(seq_len, pad, np.int64)
+            targets = np.full(seq_len, IGNORE, np.int64)
+            used = 0
+        tokens[used : used + len(example)] = example
+        targets[used : used + len(example)] = example
+        if mask_prompts:
+            targets[used : used + int(prompt)] = IGNORE
+        used += len(example)
+    if used:
+        sequences.append(tokens)
+        labels.append(targets)
+    if not sequences:
+        raise ConfigError(f"split {split!r} of {dataset.path} has no examples")
+    return np.stack(sequences), np.stack(labels)
