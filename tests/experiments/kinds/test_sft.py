@@ -2,16 +2,19 @@
 fine-tuning set holds (ground truth), shared arms, the report's verdict, and bad specs."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from divlab.data.store import open_dataset
 from divlab.errors import ConfigError
 from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.sft import report as sft_report
 from divlab.experiments.kinds.sft import run as sft
+from divlab.experiments.kinds.sft.scoring import score_examples
 from tests.experiments.tiny import InProcess, assert_plan_matches, tiny_kind_spec
 
 SECTION = {
@@ -77,6 +80,13 @@ def test_fine_tuning_sets_are_pool_examples_with_their_ground_truth(experiment):
             expected = np.concatenate([source.prompt, source.response])
             assert np.array_equal(row.tokens, expected) and row.prompt_length == len(source.prompt)
             assert row.correct == source.correct and row.concept == source.concept
+    sets = {
+        name: open_dataset(out / "sft-data" / f"{name}-s0").table("train").to_pandas()
+        for name in ("clean-n12", "clean-n24", "wrong0.5-n24")
+    }
+    # the LIMA curve's sets are nested; the wrong share of a quality arm is exact
+    assert set(sets["clean-n12"].example_id) < set(sets["clean-n24"].example_id)
+    assert (~sets["wrong0.5-n24"].correct).sum() == 12
     rows = table.set_index("arm")
     k1 = open_dataset(out / "sft-data" / "clean-k1-n24-s0").table("train").to_pandas()
     assert set(k1.concept) == {0} and rows.loc["k=1-response", "concepts_chosen"] == 1
@@ -149,9 +159,38 @@ def test_verdict_from_planted_accuracies():
     assert lines[2].startswith("[loss on response tokens] sel=quality vs random raised")
 
 
+class _NextToken(torch.nn.Module):
+    """A stub causal LM whose logits at position t put all mass on token input[t] + 1."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, output_hidden_states=False):
+        logits = 50.0 * torch.nn.functional.one_hot((input_ids + 1) % self.vocab, self.vocab)
+        hidden = (logits.float(),) if output_hidden_states else None
+        return SimpleNamespace(logits=logits.float(), hidden_states=hidden)
+
+
+def test_scoring_reads_the_first_response_token_and_the_response_positions():
+    """Sequence <eos> + prompt + response: the logits after the last prompt token give the
+    first response token; the response NLL is taken on the response positions only."""
+    model = _NextToken(10)
+    result = score_examples(model, [[3, 4], [1, 2, 3]], [[5, 6], [7]], eos=9, symbols=8)
+    assert result["predicted"].tolist() == [5, 4]
+    assert result["response_nll"][0] == pytest.approx(0.0, abs=1e-6)  # 5, 6 as predicted
+    assert result["response_nll"][1] == pytest.approx(50.0, abs=1e-3)  # 7 where 4 is due
+    capped = score_examples(model, [[6, 7]], [[8]], eos=9, symbols=8)
+    assert capped["predicted"].tolist() == [0]  # 8 is outside the symbols: argmax over 0..7
+
+
 @pytest.mark.parametrize(
     "section, message",
     [
+        ({"pool": SECTION["pool"] | {"example_lengths": [1]}}, "integers >= 2"),
+        ({"base": "/nonexistent/model"}, "not a model folder"),
+        ({"pool": SECTION["pool"] | {"response_lengths": [64]}}, "does not fit seq_len"),
         ({"concepts": [1, 8]}, "at most eval.n_concepts"),
         ({"quantity": [500]}, "raise sft.pool.size"),
         ({"examples": 150}, "smallest pool"),

@@ -11,6 +11,7 @@ import pyarrow as pa
 from divlab import seeds
 from divlab.data.store import open_dataset, token_lists, write_dataset
 from divlab.devices import resolve_device
+from divlab.errors import ConfigError
 from divlab.evaluate.icl import wilson_interval
 from divlab.evaluate.model import load_model
 from divlab.experiments.data import ginc_eval_set, ginc_training_set
@@ -107,9 +108,10 @@ def run(
     like = open_dataset(pretrain)
     family = like.family
 
-    bases = _base_models(spec, root, pretrain, eval_path, executor, progress, log)
-    pool_of = _pools(spec, root, family, concepts)
+    pool_of = _pools(spec, root, family, concepts)  # cheap: built and checked first
+    check_pools(spec, pool_of)
     held_out = _held_out(spec, root, family, concepts)
+    bases = _base_models(spec, root, pretrain, eval_path, executor, progress, log)
 
     # arms that draw the same examples (e.g. quantity N = sft.examples, wrong share 0 and
     # all concepts) share one fine-tuning set and one run per seed and loss
@@ -243,17 +245,9 @@ def data_key(arm: Arm, spec: SFTExperimentSpec) -> str:
     return f"clean-n{n}"
 
 
-def _fine_tuning_set(spec, root, like, arm: Arm, seed: int, pool_of, base: Path, log) -> Path:
-    """The N examples of ``arm`` for ``seed``, as a data set (``sft-data/<key>-s<seed>``:
-    tokens = prompt + response, ``prompt_length``, the pool's ground-truth columns and the
-    selector's ``reason``)."""
-    path = root / "sft-data" / f"{data_key(arm, spec)}-s{seed}"
-    if (path / "summary.json").exists():
-        return path
+def arm_pool(spec: SFTExperimentSpec, arm: Arm, pool_of: dict) -> tuple[pd.DataFrame, int]:
+    """The pool an arm draws from and how many examples it draws."""
     s = spec.sft
-    n = s.examples
-    if arm.plan == "quantity":
-        n = int(arm.value)
     pool = pd.read_parquet(pool_of["clean"])
     if arm.plan == "quality" and float(arm.value) > 0:
         pool = pd.read_parquet(pool_of[f"wrong{float(arm.value):g}"])
@@ -261,23 +255,70 @@ def _fine_tuning_set(spec, root, like, arm: Arm, seed: int, pool_of, base: Path,
         pool = pool[pool.concept < int(arm.value)].reset_index(drop=True)
     elif arm.plan == "selectors":
         pool = pd.read_parquet(pool_of["noisy"])
+    return pool, int(arm.value) if arm.plan == "quantity" else s.examples
+
+
+def check_pools(spec: SFTExperimentSpec, pool_of: dict) -> None:
+    """Every arm's pool holds its N (after dedup for the selectors; the wrong and right
+    examples a stratified draw needs), checked before any training."""
+    for arm in arms(spec.sft):
+        pool, n = arm_pool(spec, arm, pool_of)
+        have = len(pool)
+        if arm.plan == "selectors" and spec.sft.dedup_first:
+            have = len(selectors.dedup(pool)[0])
+        if arm.plan == "quality" and float(arm.value) > 0:
+            n_wrong = round(float(arm.value) * n)
+            right, wrong = int(pool.correct.sum()), int((~pool.correct).sum())
+            if n_wrong > wrong or n - n_wrong > right:
+                have = 0
+        if n > have:
+            raise ConfigError(
+                f"arm {arm.name} draws {n} examples but its pool holds {have} (the pool of "
+                f"{len(pool)} after its filter); raise sft.pool.size or lower sft.examples"
+            )
+
+
+def _fine_tuning_set(spec, root, like, arm: Arm, seed: int, pool_of, base: Path, log) -> Path:
+    """The N examples of ``arm`` for ``seed``, as a data set (``sft-data/<key>-s<seed>``:
+    tokens = prompt + response, ``prompt_length``, the pool's ground-truth columns and the
+    selector's ``reason``)."""
+    path = root / "sft-data" / f"{data_key(arm, spec)}-s{seed}"
+    if (path / "summary.json").exists():
+        return path
+    pool, n = arm_pool(spec, arm, pool_of)
     name = "random" if arm.plan != "selectors" else str(arm.value)
-    extra = {}
-    if name in ("quality", "quality-diversity", "k-center"):
-        scores = _base_scores(spec, root, pool_of["noisy"], base, seed, like)
-        extra["quality"] = -scores["response_nll"]
-        extra["embeddings"] = scores["embeddings"]
     log(f"selecting {n} examples for {arm.plan}={arm.value}, seed {seed} ({name})")
-    chosen = selectors.select(
-        name,
-        pool,
-        n,
-        seed=seeds.derive_seed(seed, 0x5E1),
-        dedup_first=arm.plan == "selectors" and s.dedup_first,
-        **extra,
-    )
-    picked = pool.iloc[chosen.indices].reset_index(drop=True)
-    reasons = chosen.reasons["reason"].astype(str).to_numpy()
+    rng = seeds.rng(seed, "sft selection")
+    if arm.plan != "selectors":
+        # one seeded permutation of the pool per seed: the LIMA curve's sets are nested
+        # (N = 32 is the start of N = 128), and a wrong share is exact (stratified)
+        order = rng.permutation(len(pool))
+        if arm.plan == "quality" and float(arm.value) > 0:
+            n_wrong = round(float(arm.value) * n)
+            wrong = order[~pool.correct.to_numpy()[order]][:n_wrong]
+            right = order[pool.correct.to_numpy()[order]][: n - n_wrong]
+            indices = np.sort(np.concatenate([wrong, right]))
+            reasons = np.array([f"random, {n_wrong} wrong of {n} (stratified)"] * n)
+        else:
+            indices = order[:n]
+            reasons = np.array(["random (a prefix of the seed's permutation)"] * n)
+    else:
+        extra = {}
+        if name in ("quality", "quality-diversity", "k-center"):
+            scores = _base_scores(spec, root, pool_of["noisy"], base, seed, like)
+            extra["quality"] = -scores["response_nll"]
+            extra["embeddings"] = scores["embeddings"]
+        chosen = selectors.select(
+            name,
+            pool,
+            n,
+            seed=seeds.derive_seed(seed, 0x5E1),
+            dedup_first=spec.sft.dedup_first,
+            **extra,
+        )
+        indices = chosen.indices
+        reasons = chosen.reasons["reason"].astype(str).to_numpy()
+    picked = pool.iloc[indices].reset_index(drop=True)
     tokens = [
         np.concatenate([np.asarray(p, np.int64), np.asarray(r, np.int64)])
         for p, r in zip(picked.prompt, picked.response, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -31,10 +32,17 @@ class PoolSpec(Spec):
 
     @field_validator("n_examples", "example_lengths", "response_lengths")
     @classmethod
-    def _formats(cls, v: list[int]) -> list[int]:
-        if not v or min(v) < 1 or len(set(v)) != len(v):
-            raise ValueError("must be a non-empty list of distinct positive integers")
+    def _formats(cls, v: list[int], info) -> list[int]:
+        least = 2 if info.field_name == "example_lengths" else 1  # a query needs a token
+        if not v or min(v) < least or len(set(v)) != len(v):
+            raise ValueError(f"must be a non-empty list of distinct integers >= {least}")
         return sorted(v)
+
+    @property
+    def longest_example(self) -> int:
+        """Tokens of the longest prompt + response (``make_prompts``: n (L + 1) + L - 1)."""
+        n, length = max(self.n_examples), max(self.example_lengths)
+        return n * (length + 1) + length - 1 + max(self.response_lengths)
 
 
 class SFTSection(Spec):
@@ -146,13 +154,17 @@ class SFTExperimentSpec(CommonSpec):
                     f"sft.examples ({s.examples}) is more than the {kept} examples left after "
                     "dedup; lower it or pool.duplicate_share"
                 )
-        longest = max(s.pool.n_examples) * (max(s.pool.example_lengths) + 1) + max(
-            s.pool.example_lengths
-        )
-        if "response" in s.loss_on and longest + 1 >= self.seq_len - 1:
+        longest = s.pool.longest_example + 1  # with its <eos> (training) or <eos> prefix
+        if longest > self.seq_len:
             raise ValueError(
-                f"the longest prompt (~{longest} tokens) leaves no response target in a "
-                f"sequence of seq_len={self.seq_len}; raise seq_len or shorten the formats"
+                f"the longest instruction example (prompt + response + <eos>: {longest} "
+                f"tokens) does not fit seq_len={self.seq_len}; raise seq_len or shorten "
+                "sft.pool's formats"
+            )
+        if s.base != "pretrain" and not (Path(s.base) / "config.json").exists():
+            raise ValueError(
+                f"sft.base {s.base!r} is not a model folder (no config.json); give a divlab "
+                "or Hugging Face checkpoint folder, or pretrain"
             )
         if s.token_budget < self.batch_tokens:
             raise ValueError(
