@@ -10,10 +10,18 @@ from typing import Annotated
 import typer
 
 from divlab.cli.common import console
+from divlab.io import load_yaml
 
 app = typer.Typer(
     help="Whole experiments from one YAML spec (Beyond Scale II plans).", no_args_is_help=True
 )
+
+
+def read_quickly(spec: Path) -> None:
+    """A spec file that is not a YAML mapping is refused before the library (and torch,
+    several seconds) loads; the full check follows."""
+    if spec.is_file():
+        load_yaml(spec)
 
 
 @app.command("run")
@@ -43,6 +51,7 @@ def experiment_run(
     """Run (or resume) an experiment of any kind (diversity, collapse, merging, mixtures,
     curriculum, scaling): its data, every run, the results tables and the report.
     Relaunching skips what is finished."""
+    read_quickly(spec)
     # lazy: the library loads torch (see divlab.cli)
     from divlab import experiments
     from divlab.experiments.executors import executor_for
@@ -83,6 +92,7 @@ def experiment_validate(
     print its plan in words and its cost: per group of runs and in total, parameters,
     tokens, epochs, FLOPs, time, peak memory at the micro-batch it will use, disk. The
     only compute is about a second of training steps that measures this CPU's rate."""
+    read_quickly(spec)
     # lazy: the library loads torch (see divlab.cli)
     from divlab import experiments
     from divlab.experiments import plan as planning
