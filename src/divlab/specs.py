@@ -37,7 +37,7 @@ class Spec(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            raise ConfigError(format_validation_error(e, source)) from None
+            raise ConfigError(format_validation_error(e, source, model=cls)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from divlab.errors import ConfigError
+from divlab.experiments import registry as kinds
 from divlab.experiments.kinds.diversity.plan import conditions, noise_floor_condition, runs
 from divlab.experiments.kinds.diversity.spec import DiversitySpec as ExperimentSpec
 
@@ -245,3 +246,20 @@ def test_cuda_on_a_machine_without_it_is_refused_before_any_work(tmp_path):
         assert result.returncode == 2, result.stderr
         assert "device: cuda, but this machine has no CUDA device" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"token_budgt": 5}, "token_budgt: unknown field; did you mean 'token_budget'?"),
+        ({"eval": {"n_concept": 4}}, "eval.n_concept: unknown field; did you mean 'n_concepts'?"),
+        ({"kind": "colapse"}, "sft; did you mean 'collapse'?"),
+        ({"model": {"preset": "tinny"}}, "did you mean 'tiny'?"),
+        ({"zzzz_qqq": 1}, "zzzz_qqq: unknown field (check the spelling"),
+    ],
+)
+def test_unknown_names_get_the_closest_valid_one(change, message):
+    spec = {"name": "typo", **change}
+    with pytest.raises(ConfigError) as error:
+        kinds.spec_from_dict(spec, source="test")
+    assert message in str(error.value)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from divlab.errors import ConfigError, DataError
+from divlab.errors import ConfigError, DataError, did_you_mean
 from divlab.experiments.plan import Workload
 from divlab.experiments.spec import CommonSpec
 from divlab.io import load_yaml, read_json
@@ -66,7 +66,10 @@ def register(name: str, module: str) -> None:
 
 def get(name: str) -> Kind:
     if not isinstance(name, str) or name not in KINDS:
-        raise ConfigError(f"unknown experiment kind {name!r}; choose from {', '.join(KINDS)}")
+        raise ConfigError(
+            f"unknown experiment kind {name!r}; choose from {', '.join(KINDS)}"
+            f"{did_you_mean(name, KINDS)}"
+        )
     kind = importlib.import_module(KINDS[name]).KIND
     if kind.name != name:
         raise ConfigError(f"{KINDS[name]} declares kind {kind.name!r}, registered as {name!r}")
@@ -81,7 +84,7 @@ def spec_from_dict(data: dict, source: str) -> CommonSpec:
     if not isinstance(name, str) or name not in KINDS:
         raise ConfigError(
             f"invalid {source}: kind {name!r} is not an experiment kind; choose from "
-            f"{', '.join(KINDS)}"
+            f"{', '.join(KINDS)}{did_you_mean(name, KINDS)}"
         )
     return get(name).spec.from_dict(data, source=source)
 

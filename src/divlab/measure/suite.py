@@ -19,7 +19,7 @@ from pathlib import Path
 from divlab import seeds
 from divlab.data.store import open_dataset
 from divlab.data.text import read_documents
-from divlab.errors import ConfigError
+from divlab.errors import ConfigError, did_you_mean
 from divlab.measure import baselines
 from divlab.measure.diversity import diversity_coefficient, probe_documents
 
@@ -41,7 +41,10 @@ def parse_metrics(text: str, have_probe: bool, have_embedder: bool) -> list[str]
         return names
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
-        raise ConfigError(f"unknown measure(s) {unknown}; choose from {', '.join(METRICS)} or all")
+        hints = "".join(did_you_mean(n, METRICS) for n in unknown[:1])
+        raise ConfigError(
+            f"unknown measure(s) {unknown}; choose from {', '.join(METRICS)} or all{hints}"
+        )
     if "task2vec" in names and not have_probe:
         raise ConfigError("task2vec needs --probe (a checkpoint, .gguf, smollm2 or random:PRESET)")
     if any(n in EMBEDDED for n in names) and not (have_probe or have_embedder):

@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
-from divlab.errors import ConfigError
+from divlab.errors import ConfigError, did_you_mean
 from divlab.specs import checked_by
 
 # name: (hidden, layers, heads, intermediate); intermediate ~ 8/3 * hidden (SwiGLU)
@@ -33,7 +33,10 @@ def preset_problem(preset: str) -> str | None:
     """What is wrong with a model preset's name, or None if divlab knows it."""
     if preset in PRESETS:
         return None
-    return f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}"
+    return (
+        f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}"
+        f"{did_you_mean(preset, PRESETS)}"
+    )
 
 
 # A model preset's name, checked when a spec is parsed.
@@ -60,6 +63,7 @@ class ModelSpec(BaseModel):
         if self.preset not in PRESETS:
             raise ConfigError(
                 f"unknown model preset {self.preset!r}; choose one of {', '.join(PRESETS)}"
+                f"{did_you_mean(self.preset, PRESETS)}"
             )
         hidden, layers, heads, intermediate = PRESETS[self.preset]
         hidden = self.hidden_size or hidden
