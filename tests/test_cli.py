@@ -3,12 +3,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 import divlab
 from divlab.cli import app
+from divlab.errors import DataError
 
 runner = CliRunner()
 SMALL = [
@@ -158,3 +160,21 @@ def test_train_then_evaluate_from_the_command_line(one_concept, tmp_path):
                                  "--limit", "4", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["loss"]["n_docs"] == 4
+
+
+def test_files_and_folders_that_are_not_experiments_say_what_they_are(one_concept):
+    """The example GINC config and train spec, and a data set folder, are named for what
+    they are (exit 2, one line, before torch loads), not dumped as unknown fields."""
+    examples = Path(__file__).parents[1] / "examples"
+    for name, what in (
+        ("ginc-quickstart.yaml", "is a GINC data set config (use it with: divlab ginc generate"),
+        ("train-quickstart.yaml", "is a training spec (use it with: divlab train --config"),
+    ):
+        result = run_cli("experiment", "validate", str(examples / name))
+        assert result.returncode == 2 and what in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    from divlab.experiments.registry import kind_of_folder, spec_of_folder
+
+    for read in (kind_of_folder, spec_of_folder):
+        with pytest.raises(DataError, match="is a data set folder, not an experiment folder"):
+            read(one_concept)

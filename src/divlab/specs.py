@@ -42,3 +42,17 @@ class Spec(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
         return cls.from_dict(load_yaml(path), source=f"config {path}")
+
+
+def other_file_kind(data: dict) -> str | None:
+    """What a mapping without an experiment's ``name`` and ``kind`` is, when its fields
+    say so: a GINC data set config, a training spec or a data set's own record."""
+    if "name" in data or "kind" in data:
+        return None
+    if "format_version" in data and "splits" in data:
+        return "a data set's record (a data set folder: divlab data info / ginc info read it)"
+    if "concepts" in data and ("splits" in data or "family" in data):
+        return "a GINC data set config (use it with: divlab ginc generate --config FILE)"
+    if "data" in data and ("model" in data or "token_budget" in data):
+        return "a training spec (use it with: divlab train --config FILE)"
+    return None

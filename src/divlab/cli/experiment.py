@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 
 from divlab.cli.common import console
+from divlab.errors import ConfigError
 from divlab.io import load_yaml
+from divlab.specs import other_file_kind
 
 app = typer.Typer(
     help="Whole experiments from one YAML spec (Beyond Scale II plans).", no_args_is_help=True
@@ -21,7 +23,9 @@ def read_quickly(spec: Path) -> None:
     """A spec file that is not a YAML mapping is refused before the library (and torch,
     several seconds) loads; the full check follows."""
     if spec.is_file():
-        load_yaml(spec)
+        other = other_file_kind(load_yaml(spec))
+        if other:
+            raise ConfigError(f"config {spec} is {other}, not an experiment spec")
 
 
 @app.command("run")

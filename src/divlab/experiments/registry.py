@@ -16,6 +16,7 @@ from divlab.errors import ConfigError, DataError, did_you_mean
 from divlab.experiments.plan import Workload
 from divlab.experiments.spec import CommonSpec
 from divlab.io import load_yaml, read_json
+from divlab.specs import other_file_kind
 
 DEFAULT = "diversity"
 KINDS = {
@@ -80,6 +81,9 @@ def spec_from_dict(data: dict, source: str) -> CommonSpec:
     """The typed spec of any kind (``kind`` absent: diversity)."""
     if not isinstance(data, dict):
         raise ConfigError(f"invalid {source}: expected a mapping of fields")
+    other = other_file_kind(data)
+    if other:
+        raise ConfigError(f"{source} is {other}, not an experiment spec")
     name = data.get("kind", DEFAULT)
     if not isinstance(name, str) or name not in KINDS:
         raise ConfigError(
@@ -102,6 +106,7 @@ def spec_of_folder(folder: str | Path) -> CommonSpec:
     folder = Path(folder)
     if not (folder / "spec.json").exists():
         raise DataError(f"{folder} is not an experiment folder (no spec.json)")
+    _not_a_data_set(folder)
     return spec_from_dict(read_json(folder / "spec.json"), source=f"{folder}/spec.json")
 
 
@@ -111,8 +116,17 @@ def load(spec_or_folder: str | Path) -> CommonSpec:
     return spec_of_folder(path) if path.is_dir() else load_spec(path)
 
 
+def _not_a_data_set(folder: Path) -> None:
+    if (folder / "summary.json").exists() and not (folder / "experiment.json").exists():
+        raise DataError(
+            f"{folder} is a data set folder, not an experiment folder (divlab data info / "
+            "ginc info describe it)"
+        )
+
+
 def kind_of_folder(folder: str | Path) -> Kind:
     """The kind recorded in an experiment folder (``spec.json``, else ``experiment.json``)."""
+    _not_a_data_set(Path(folder))
     for name in ("spec.json", "experiment.json"):
         path = Path(folder) / name
         if path.exists():
