@@ -119,6 +119,10 @@ def test_eval_docs_no_eval_split_and_truncation(tmp_path):
         path, tmp_path / "d", tokenizer=data.path / "tokenizer", eval_docs=7, max_doc_tokens=12
     )
     assert (short / "train.parquet").read_bytes() == (data.path / "train.parquet").read_bytes()
+    # a held-out set to evaluate on: every document in eval, with a given tokenizer
+    held = open_dataset(prepare_text(path, tmp_path / "e", tokenizer=data.path / "tokenizer",
+                                     eval_fraction=1.0))  # fmt: skip
+    assert held.splits == ["eval"] and held.summary["splits"]["eval"]["n_docs"] == 50
     rows = open_dataset(cut).table("train").to_pylist()
     assert [r["n_tokens"] for r in rows] == [min(full[r["doc_id"]], 12) for r in rows]
     for row in rows:
@@ -346,7 +350,8 @@ def test_bad_input_raises_one_error_and_writes_nothing(tmp_path, case, error, me
         ({}, "give exactly one of tokenizer"),
         ({"vocab_size": 300, "tokenizer": "t"}, "give exactly one of tokenizer"),
         ({"vocab_size": 300, "eval_fraction": 0.1, "eval_docs": 2}, "not both"),
-        ({"vocab_size": 300, "eval_fraction": 1.0}, r"eval_fraction must be in \[0, 1\)"),
+        ({"vocab_size": 300, "eval_fraction": 1.5}, r"eval_fraction must be in \[0, 1\]"),
+        ({"vocab_size": 300, "eval_fraction": 1.0}, "leaving none to train a tokenizer"),
         ({"vocab_size": 300, "max_doc_tokens": 0}, "max_doc_tokens must be >= 1"),
         ({"tokenizer": "/no/such/tokenizer"}, "tokenizer /no/such/tokenizer does not exist"),
     ],

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from divlab.cli import app
+from divlab.data.store import open_dataset
 from divlab.errors import DataError
 from divlab.evaluate.checkpoint import evaluate_checkpoint
 from divlab.train import TrainSpec, train
@@ -42,6 +43,14 @@ def test_evaluate_reports_every_metric(checkpoint, five_concepts, tmp_path):
     )  # fmt: skip
     assert cli.exit_code == 0, cli.output
     assert json.loads(out.read_text())["loss"]["loss"] == pytest.approx(loss["loss"])
+    total = open_dataset(five_concepts).summary["splits"]["eval"]["n_docs"]
+    assert "(eval, 8 docs of " + str(total) + ")" in " ".join(cli.output.split())
+    # without --limit every document of the split is scored, and the output says how many
+    every = runner.invoke(
+        app, ["evaluate", str(checkpoint), "--data", str(five_concepts), "--no-icl"]
+    )
+    assert every.exit_code == 0, every.output
+    assert f"(eval, {total} docs)" in " ".join(every.output.split())
 
 
 def test_a_different_vocabulary_is_refused(checkpoint, tmp_path):

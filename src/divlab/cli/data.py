@@ -30,7 +30,13 @@ def data_prepare(
     by: Annotated[
         str | None, typer.Option(help="Split .txt files by line, paragraph or fortune.")
     ] = None,
-    eval_fraction: Annotated[float | None, typer.Option(help="Share of docs for eval.")] = None,
+    eval_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of docs for eval (default 0.05; 1.0: all of them, a held-out set to "
+            "evaluate on, with --tokenizer)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/eval split.")] = 0,
     max_doc_tokens: Annotated[int | None, typer.Option(help="Truncate longer docs.")] = None,
     limit: Annotated[int | None, typer.Option(help="Read at most this many docs.")] = None,

@@ -139,7 +139,13 @@ def evaluate_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (e.g. RUN/model).")],
     data: Annotated[Path, typer.Option(help="Data set folder to evaluate on.")],
     split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "eval",
-    limit: Annotated[int, typer.Option(help="At most this many eval documents.")] = 64,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Score at most this many documents (default: every document of the split; "
+            "continuations: at most 64)."
+        ),
+    ] = None,
     prefix: Annotated[int, typer.Option(help="Prefix tokens for continuations.")] = 32,
     length: Annotated[int, typer.Option(help="Continuation tokens.")] = 16,
     icl: Annotated[bool, typer.Option("--icl/--no-icl", help="GINC ICL accuracy.")] = True,
@@ -161,7 +167,9 @@ def evaluate_command(
     line = f"loss {loss['loss']:.4f} nats/token, perplexity {loss['perplexity']:.3f}"
     if "gap" in loss:
         line += f", oracle {loss['oracle_loss']:.4f}, gap {loss['gap']:.4f}"
-    console.print(f"[bold]{checkpoint}[/] on {data} ({split}, {loss['n_docs']} docs): {line}")
+    total = result["split_docs"]
+    scored = f"{loss['n_docs']} docs" + ("" if loss["n_docs"] == total else f" of {total}")
+    console.print(f"[bold]{checkpoint}[/] on {data} ({split}, {scored}): {line}")
     c = result["continuation"]
     for key in ("vs_truth", "vs_oracle"):
         if key in c:

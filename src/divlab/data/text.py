@@ -491,8 +491,13 @@ def prepare_text(
         raise ConfigError("give eval_fraction or eval_docs, not both")
     if eval_fraction is None and eval_docs is None:
         eval_fraction = 0.05
-    if eval_fraction is not None and not 0.0 <= eval_fraction < 1.0:
-        raise ConfigError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    if eval_fraction is not None and not 0.0 <= eval_fraction <= 1.0:
+        raise ConfigError(f"eval_fraction must be in [0, 1], got {eval_fraction}")
+    if eval_fraction == 1.0 and tokenizer is None:
+        raise ConfigError(
+            "eval_fraction 1.0 puts every document in eval, leaving none to train a "
+            "tokenizer on; give the tokenizer of the model you will evaluate"
+        )
     if eval_docs is not None and eval_docs < 0:
         raise ConfigError(f"eval_docs must be >= 0, got {eval_docs}")
     if max_doc_tokens is not None and max_doc_tokens < 1:
@@ -533,13 +538,16 @@ def prepare_text(
         n_eval = eval_docs if eval_docs is not None else 0
         if eval_fraction:
             n_eval = max(1, round(eval_fraction * n_docs))
-        if n_eval >= n_docs:
+        everything = eval_fraction == 1.0  # a held-out set only: every document in eval
+        if n_eval >= n_docs and not everything:
             raise DataError(
                 f"{n_docs} documents leave none for training after {n_eval} eval documents; "
-                "lower eval_docs / eval_fraction or add documents"
+                "lower eval_docs / eval_fraction (or 1.0: all in eval) or add documents"
             )
         order = np.random.default_rng(seed).permutation(n_docs)
         splits = {"train": order[n_eval:], "eval": order[:n_eval]}
+        if everything:
+            del splits["train"]
         if n_eval == 0:
             del splits["eval"]
         if tokenizer is None:

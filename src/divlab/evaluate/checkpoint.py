@@ -55,7 +55,12 @@ def evaluate_checkpoint(
     model = load_model(checkpoint, str(resolve_device(device)))
     wrapped = HFLanguageModel(model)
     eval_set = EvalSet(dataset, split, limit)
-    result = {"checkpoint": str(checkpoint), "data": str(dataset.path), "split": split}
+    result = {
+        "checkpoint": str(checkpoint),
+        "data": str(dataset.path),
+        "split": split,
+        "split_docs": dataset.summary["splits"][split]["n_docs"],
+    }
     result["loss"] = eval_set.evaluate(model, wrapped.context)
     result["continuation"] = continuation_metrics(wrapped, eval_set, prefix, length, limit or 64)
     if icl and (dataset.path / "prompts.parquet").exists():
