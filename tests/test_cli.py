@@ -178,3 +178,21 @@ def test_files_and_folders_that_are_not_experiments_say_what_they_are(one_concep
     for read in (kind_of_folder, spec_of_folder):
         with pytest.raises(DataError, match="is a data set folder, not an experiment folder"):
             read(one_concept)
+
+
+def test_raw_corpus_messages_name_the_flags(tmp_path):
+    """A JSONL whose text is under another key names --field; a random probe on a raw
+    corpus says why it cannot read it and what to do instead (in process: the messages
+    are the DivlabErrors the entry point prints as one line with exit 2)."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(f'{{"body": "document number {i} of five"}}\n' for i in range(5)))
+    wrong_field = runner.invoke(
+        app, ["measure", "diversity", str(corpus), "--metric", "distinct-n"]
+    )
+    assert isinstance(wrong_field.exception, DataError)
+    assert "--field NAME" in str(wrong_field.exception)
+    random = runner.invoke(app, ["measure", "diversity", str(corpus), "--probe", "random:tiny"])
+    assert "has no tokenizer to read the raw corpus" in str(random.exception)
+    ok = runner.invoke(app, ["measure", "diversity", str(corpus), "--metric", "distinct-n",
+                             "--field", "body"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output

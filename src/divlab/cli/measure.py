@@ -26,6 +26,13 @@ app = typer.Typer(
 
 def _probe_for(data: Path, probe: str, device: str):
     """A probe, with a random-init probe sized to the data's vocabulary."""
+    if probe.startswith("random:") and not (Path(data) / "summary.json").exists():
+        raise ConfigError(
+            f"a {probe} probe has no tokenizer to read the raw corpus {data} with; give a "
+            "probe that has one (a checkpoint, a .gguf file, smollm2), measure the "
+            "probe-free measures (--metric distinct-n,compression,vendi-ngram), or "
+            "prepare the corpus first (divlab data prepare)"
+        )
     # lazy: the library loads torch (see divlab.cli)
     from divlab.data.store import open_dataset
     from divlab.measure import load_probe

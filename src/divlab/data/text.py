@@ -144,7 +144,7 @@ def _text_value(value, where: str, field: str) -> str:
     if not isinstance(value, str):
         raise DataError(
             f"{where}: field {field!r} holds a {type(value).__name__}, not text; "
-            "pass the name of the text field (field=...)"
+            "pass the name of the text field (--field NAME; field= in Python)"
         )
     return value
 
@@ -168,7 +168,7 @@ def _read_jsonl(path: Path, field: str, by) -> Iterator[str]:
             keys = f" (it has {', '.join(map(repr, record))})" if isinstance(record, dict) else ""
             raise DataError(
                 f"{path} line {number} has no {field!r} key{keys}; "
-                "pass the name of the text field (field=...)"
+                "pass the name of the text field (--field NAME; field= in Python)"
             )
         yield _text_value(record[field], f"{path} line {number}", field)
 
