@@ -109,3 +109,48 @@ def test_text_data_and_bad_input(tmp_path):
         dedup_dataset(data, data)
     result = run_cli("curate", "dedup", str(data), str(tmp_path / "x"), "--shingle", "token")
     assert result.returncode == 2 and "not token shingles" in result.stderr
+
+
+def test_a_curated_ginc_set_tells_the_truth_about_itself(tmp_path):
+    """After dedup the curated split's summary is recomputed from what it holds (noisy
+    documents, duplicates, oracle NLL, documents per concept, ground truth), the step
+    records its before and after, and ginc info prints them."""
+    import numpy as np
+
+    from divlab.data.ginc.truth import ground_truth_diversity
+
+    spec = {
+        "family": {"vocab_size": 50, "seed": 0},
+        "concepts": {"plan": "eval", "n_eval": 3},
+        "seed": 5,
+        "splits": {"train": {"n_docs": 120, "doc_length": 64,
+                             "noise": {"fraction": 0.3, "rate": 0.1},
+                             "duplicates": {"fraction": 0.25, "edit_rate": 0.0}},
+                   "eval": {"n_docs": 8, "doc_length": 64}},
+        "prompts": None,
+    }  # fmt: skip
+    source = generate(GincSpec.from_dict(spec), tmp_path / "in")
+    dedup_dataset(source, tmp_path / "out", method="exact")
+    curated = open_dataset(tmp_path / "out")
+    table = curated.table("train").to_pandas()
+    summary = curated.summary["splits"]["train"]
+    assert summary["n_docs"] == len(table) < 120
+    assert summary["noise"]["docs"] == int(table.noise.sum())
+    assert summary["noise"]["tokens"] == int(table.n_noise_tokens.sum())
+    assert summary["duplicates"]["docs"] == int((table.duplicate_of >= 0).sum())
+    assert summary["duplicates"]["with_source"] == 0  # exact copies: one of each group kept
+    assert summary["oracle_nll"] == pytest.approx(table.oracle_nll.mean())
+    counts = [int((table.concept == c).sum()) for c in curated.concept_ids]
+    assert summary["concept_counts"] == counts
+    expected = ground_truth_diversity(
+        curated.family, curated.concept_ids, np.array(counts) / sum(counts)
+    )
+    assert summary["ground_truth_diversity"] == pytest.approx(expected)
+    original = open_dataset(source).summary["splits"]["train"]
+    step = curated.summary["curation"][0]
+    assert step["before"]["n_docs"] == 120 and step["after"]["n_docs"] == len(table)
+    assert step["before"]["duplicates"]["docs"] == original["duplicates"]["docs"]
+    assert step["after"]["oracle_nll"] == pytest.approx(summary["oracle_nll"])
+    shown = run_cli("ginc", "info", str(curated.path))
+    assert shown.returncode == 0, shown.stderr
+    assert f"curation 1: exact on train: docs 120 -> {len(table)}" in shown.stdout

@@ -77,3 +77,23 @@ def set_field(tree: dict, dotted: str, value: Any) -> None:
             raise ConfigError(f"config field {'.'.join(parents)} must be a mapping")
         node = child
     node[leaf] = value
+
+
+def curation_lines(info: dict) -> list[str]:
+    """One line per curation step recorded in a data set's summary: the method, the split
+    and what it held before and after (documents, and on GINC noisy documents,
+    duplicates and the mean oracle NLL)."""
+    lines = []
+    for number, step in enumerate(info.get("curation") or [], start=1):
+        before, after = step.get("before") or {}, step.get("after") or {}
+        parts = [f"docs {before.get('n_docs', '?'):,} -> {after.get('n_docs', '?'):,}"]
+        for key, label in (("noise", "noisy docs"), ("duplicates", "duplicates")):
+            if isinstance(before.get(key), dict) and isinstance(after.get(key), dict):
+                parts.append(f"{label} {before[key]['docs']:,} -> {after[key]['docs']:,}")
+        if "with_source" in (after.get("duplicates") or {}):
+            parts[-1] += f" ({after['duplicates']['with_source']:,} with their source kept)"
+        if before.get("oracle_nll") is not None and after.get("oracle_nll") is not None:
+            parts.append(f"oracle nll {before['oracle_nll']:.4f} -> {after['oracle_nll']:.4f}")
+        where = f" on {step['split']}" if step.get("split") else ""
+        lines.append(f"curation {number}: {step.get('method', '?')}{where}: " + ", ".join(parts))
+    return lines

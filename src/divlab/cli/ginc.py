@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from divlab.cli.common import SpecField, console, set_field, spec_overrides
+from divlab.cli.common import SpecField, console, curation_lines, set_field, spec_overrides
 from divlab.errors import ConfigError
 from divlab.io import load_yaml
 
@@ -207,6 +207,8 @@ def ginc_info(
             f"{g['expected_hellinger']:.4f}",
         )
     console.print(truth)
+    for line in curation_lines(info):
+        console.print(line)
     if info.get("prompts"):
         counts = ", ".join(f"{k}: {v:,}" for k, v in info["prompts"]["counts"].items())
         console.print(

@@ -34,6 +34,7 @@ from divlab.curate.minhash import (
     normalise,
     settings_for,
 )
+from divlab.data.ginc.truth import ground_truth_diversity
 from divlab.data.store import open_dataset
 from divlab.errors import ConfigError, DataError
 from divlab.io import atomic_directory, write_json
@@ -68,11 +69,16 @@ def write_curated(
     summary = dict(dataset.summary)
     summary["splits"] = dict(summary["splits"])
     curated = table.filter(pa.array(kept))
-    lengths = pc.list_value_length(curated.column("tokens"))
-    summary["splits"][split] = {
-        **summary["splits"][split],
-        "n_docs": curated.num_rows,
-        "n_tokens": int(pc.sum(lengths).as_py() or 0),
+    before = summary["splits"][split]
+    after = {**before, **split_facts(dataset, curated, before)}
+    if "bayes_mixture" in after:  # taken on the generated documents, not these
+        after["bayes_mixture"] = None
+    summary["splits"][split] = after
+    report = {
+        **report,
+        "split": split,
+        "before": {k: before.get(k) for k in FACTS},
+        "after": {k: after.get(k) for k in FACTS},
     }
     summary["curation"] = [*summary.get("curation", []), report]
     with atomic_directory(out, overwrite=overwrite) as tmp:
@@ -88,6 +94,49 @@ def write_curated(
         pq.write_table(removed, tmp / "curation" / "removed.parquet")
         write_json(tmp / "curation" / "report.json", report)
         write_json(tmp / "summary.json", summary)  # last: the folder is complete
+
+
+# what a curation step's before/after records (the counts ginc info / data info print)
+FACTS = ("n_docs", "n_tokens", "noise", "duplicates", "oracle_nll", "concept_counts")
+
+
+def split_facts(dataset, table: pa.Table, template: dict) -> dict:
+    """A split's summary recomputed from the documents it holds: counts, and on GINC the
+    noisy documents and tokens, duplicates, mean oracle NLL, documents per concept and the
+    ground-truth diversity of those concept shares (``template``: the split's summary as
+    generated, whose knob settings are kept)."""
+    lengths = pc.list_value_length(table.column("tokens"))
+    facts = {"n_docs": table.num_rows, "n_tokens": int(pc.sum(lengths).as_py() or 0)}
+    names = set(table.column_names)
+    if getattr(dataset, "kind", None) != "ginc" or not {"concept", "noise"} <= names:
+        return facts
+    noise = table.column("noise").to_numpy(zero_copy_only=False)
+    duplicate_of = table.column("duplicate_of").to_numpy()
+    facts["noise"] = {
+        **template.get("noise", {}),
+        "docs": int(noise.sum()),
+        "tokens": int(pc.sum(table.column("n_noise_tokens")).as_py() or 0),
+    }
+    present = np.isin(duplicate_of, table.column("doc_id").to_numpy())
+    facts["duplicates"] = {
+        **template.get("duplicates", {}),
+        "docs": int((duplicate_of >= 0).sum()),
+        "with_source": int(present.sum()),  # copies whose source is still in the set
+        "edits": int(pc.sum(table.column("n_duplicate_edits")).as_py() or 0),
+    }
+    oracle = table.column("oracle_nll")
+    facts["oracle_nll"] = (
+        float(pc.mean(oracle).as_py()) if oracle.null_count < len(oracle) and len(table) else None
+    )
+    ids = dataset.concept_ids
+    concepts = table.column("concept").to_numpy()
+    counts = np.array([(concepts == c).sum() for c in ids], dtype=np.int64)
+    facts["concept_counts"] = counts.tolist()
+    if counts.sum():
+        facts["ground_truth_diversity"] = ground_truth_diversity(
+            dataset.family, ids, counts / counts.sum()
+        )
+    return facts
 
 
 def open_for_curation(data, out, split: str):
