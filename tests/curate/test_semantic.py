@@ -94,8 +94,10 @@ def test_cli_semdedup_on_a_text_data_set(planted, tmp_path):
         str(N / (N + COPIES)),
         "--clusters",
         "10",
+        "--progress",
     )
     assert result.returncode == 0, result.stderr
+    assert f"embedding {N + COPIES:,} documents" in result.stderr  # a bar while it embeds
     report = json.loads((tmp_path / "out" / "curation" / "report.json").read_text())
     assert report["removed"] == COPIES and report["kept"] == N
     result = run_cli("curate", "d4", str(data), str(tmp_path / "bad"), "--r-dedup", "0.4")

@@ -13,11 +13,13 @@ metadata (checked with typer 0.29), so the marker changes nothing on the command
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from divlab.errors import ConfigError
@@ -97,3 +99,17 @@ def curation_lines(info: dict) -> list[str]:
         where = f" on {step['split']}" if step.get("split") else ""
         lines.append(f"curation {number}: {step.get('method', '?')}{where}: " + ", ".join(parts))
     return lines
+
+
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on stderr (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
+
+
+def show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from divlab.cli.common import console
+from divlab.cli.common import ProgressOption, console, show_progress
 from divlab.errors import ConfigError
 
 app = typer.Typer(help="Curate data sets into new folders (dedup).", no_args_is_help=True)
@@ -101,14 +101,16 @@ def curate_semdedup(
     ratio: Annotated[float | None, typer.Option(help="Or: keep this fraction.")] = None,
     split: Annotated[str, typer.Option(help="The split to curate.")] = "train",
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """SemDeDup: drop semantic near-duplicates within embedding clusters."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab.curate.semantic import semantic_dataset
 
     report = semantic_dataset(
-        data, out, "semdedup", embedder, clusters, eps, ratio, split=split, overwrite=overwrite
-    )
+        data, out, "semdedup", embedder, clusters, eps, ratio, split=split,
+        overwrite=overwrite, progress=show_progress(progress),
+    )  # fmt: skip
     _print_curation(out, report)
 
 
@@ -122,6 +124,7 @@ def curate_d4(
     r_proto: Annotated[float, typer.Option(help="Fraction of the data finally kept.")] = 0.5,
     split: Annotated[str, typer.Option(help="The split to curate.")] = "train",
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """D4: SemDeDup, re-cluster, then drop the most prototypical documents."""
     # lazy: the library loads torch (see divlab.cli)
@@ -137,6 +140,7 @@ def curate_d4(
         r_proto=r_proto,
         split=split,
         overwrite=overwrite,
+        progress=show_progress(progress),
     )
     _print_curation(out, report)
 

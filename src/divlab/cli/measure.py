@@ -5,13 +5,12 @@ alignment``, the spellings of the Task2Vec issue and the papers, registered in
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from divlab.cli.common import console
+from divlab.cli.common import ProgressOption, console, show_progress
 from divlab.errors import ConfigError
 from divlab.io import write_json
 
@@ -71,18 +70,6 @@ CacheOption = Annotated[
     Path | None,
     typer.Option(help="Embedding cache folder: batches already embedded are not recomputed."),
 ]
-ProgressOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--progress/--no-progress",
-        help="Progress bars on stderr (default: when stderr is a terminal).",
-        show_default=False,
-    ),
-]
-
-
-def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
 
 
 def _cache(folder: Path | None) -> EmbeddingCache | None:
@@ -157,13 +144,13 @@ def measure_diversity(
         the_probe = _probe_for(data, probe, device) if probe else None
         result = measure_suite(
             data, names, the_probe, settings, sample=sample, rounds=rounds, seed=seed,
-            embedder=embedder, field=field, progress=_show_progress(progress),
+            embedder=embedder, field=field, progress=show_progress(progress),
         )  # fmt: skip
         _print_suite(result, out, as_json)
         return
     the_probe = _probe_for(data, probe, device)
     prepared = probe_documents(data, the_probe, field=field)
-    show = _show_progress(progress)
+    show = show_progress(progress)
     result = diversity_coefficient(prepared, the_probe, settings, _cache(cache), show)
     if with_bounds:  # bounds over the symbols the data actually uses
         symbols = np.unique(np.concatenate(prepared.documents))
@@ -247,7 +234,7 @@ def measure_alignment(
         align2_repeats=align2_repeats,
     )  # fmt: skip
     the_probe = _probe_for(data_a, probe, device)
-    result = alignment(data_a, data_b, the_probe, settings, _cache(cache), _show_progress(progress))
+    result = alignment(data_a, data_b, the_probe, settings, _cache(cache), show_progress(progress))
     result["overlap"] = overlap_of(data_a, data_b, seed=seed)
     if out:
         write_json(out, result)

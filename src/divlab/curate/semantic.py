@@ -28,30 +28,51 @@ from divlab.errors import ConfigError
 from divlab.evaluate.model import load_model
 from divlab.measure.baselines import sentence_embeddings
 from divlab.optional import require
+from divlab.progress import bar
 
 
 def _require(module: str, extra: str):
     return require(module, extra, "semantic curation")
 
 
-def embed_texts(texts: list[str], model: str = "minilm", batch_size: int = 64) -> np.ndarray:
+EMBED_CHUNK = 1024  # texts per progress step
+
+
+def embed_texts(
+    texts: list[str], model: str = "minilm", batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
     """Unit-norm sentence embeddings of ``texts`` (a sentence-transformers model folder, or
-    ``minilm``): ``divlab.measure.baselines.sentence_embeddings``, the one loader."""
+    ``minilm``): ``divlab.measure.baselines.sentence_embeddings``, the one loader; with
+    ``progress``, a bar over chunks of documents."""
     if len(texts) == 0:  # a shard or Ray Data batch with nothing to embed
         return np.zeros((0, 0), dtype=np.float32)
-    return sentence_embeddings(list(texts), model=model, batch_size=batch_size)
+    texts = list(texts)
+    if not progress:
+        return sentence_embeddings(texts, model=model, batch_size=batch_size)
+    starts = range(0, len(texts), EMBED_CHUNK)
+    label = f"embedding {len(texts):,} documents"
+    parts = [
+        sentence_embeddings(texts[i : i + EMBED_CHUNK], model=model, batch_size=batch_size)
+        for i in bar(starts, label)
+    ]
+    return np.concatenate(parts)
 
 
 def embed_tokens(
-    documents: list[np.ndarray], checkpoint: str | Path, prefix_id: int, batch_size: int = 16
+    documents: list[np.ndarray],
+    checkpoint: str | Path,
+    prefix_id: int,
+    batch_size: int = 16,
+    progress: bool = False,
 ) -> np.ndarray:
     """Unit-norm mean last hidden state of a divlab checkpoint over each token document."""
 
     model = load_model(checkpoint, "cpu")
     context = int(model.config.max_position_embeddings)
     out = []
+    label = progress and f"embedding {len(documents):,} documents"
     with torch.no_grad():
-        for document in documents:
+        for document in bar(documents, label):
             ids = torch.from_numpy(np.r_[prefix_id, document][:context]).long()[None]
             hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
             out.append(hidden.mean(dim=0).float().numpy())
@@ -156,20 +177,24 @@ def semantic_dataset(
     split: str = "train",
     seed: int = 0,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """SemDeDup or D4 on ``split`` of a data set, into a new folder ``out``. Text data are
     embedded with ``embedder`` (a sentence-transformers folder or ``minilm``); token data
-    with a divlab checkpoint given as ``embedder``."""
+    with a divlab checkpoint given as ``embedder``; ``progress``: a bar while embedding
+    (the slow part; clustering takes seconds)."""
 
     dataset, table = open_for_curation(data, out, split)
     if "text" in table.column_names:
-        vectors = embed_texts(table.column("text").to_pylist(), embedder)
+        vectors = embed_texts(table.column("text").to_pylist(), embedder, progress=progress)
     else:
         if embedder == "minilm":
             raise ConfigError(
                 "token data (GINC) are embedded by a divlab checkpoint: --embedder DIR"
             )
-        vectors = embed_tokens(dataset.documents(split), embedder, dataset.eos_token_id)
+        vectors = embed_tokens(
+            dataset.documents(split), embedder, dataset.eos_token_id, progress=progress
+        )
     if method == "semdedup":
         if eps is None and ratio is None:
             eps = 0.05

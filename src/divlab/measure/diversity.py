@@ -22,8 +22,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import track
 from scipy import stats
 from scipy.spatial.distance import cdist
 
@@ -40,6 +38,7 @@ from divlab.measure.cache import EmbeddingCache
 from divlab.measure.distance import distance, distance_matrix
 from divlab.measure.probe import Probe
 from divlab.measure.task2vec import HeadFineTune, closed_form_embedding, montecarlo_embedding
+from divlab.progress import bar
 
 
 @dataclass
@@ -124,7 +123,7 @@ def embed(
     """One Task2Vec embedding per batch (read from / written to ``cache`` if given);
     ``progress``: a label, to show a progress bar over the batches (on stderr)."""
     out = []
-    for i in _bar(range(len(batches)), progress):
+    for i in bar(range(len(batches)), progress):
         key = None
         if cache is not None:
             key = cache.key(probe, settings, batches.input_ids[i], batches.attention_mask[i], i)
@@ -136,18 +135,6 @@ def embed(
         if cache is not None:
             cache.put(key, out[-1])
     return out
-
-
-def _bar(items, label: str | bool | None):
-    """``items``, behind a rich progress bar on stderr (stdout may carry JSON) if
-    ``label`` (its text; ``True``: "batches"). Asked for, the bar is drawn even when
-    stderr is not a terminal (a log file); it disappears when done."""
-    if not label:
-        return items
-
-    console = Console(stderr=True, force_terminal=True)
-    text = label if isinstance(label, str) else "batches"
-    return track(items, description=text, console=console, transient=True)
 
 
 def _embed_one(probe: Probe, batches: Batches, settings: DiversitySettings, i: int) -> np.ndarray:
@@ -284,7 +271,7 @@ def alignment(
         energies.append(_energy(e_cross[np.ix_(rows, cols)], *e_within, rows, cols))
     energy = _energy(e_cross, *e_within, np.arange(n_a), np.arange(n_b))
     align2 = []
-    for repeat in _bar(
+    for repeat in bar(
         range(settings.align2_repeats), "align2 (large batches)" if progress else None
     ):
         large = [
