@@ -59,6 +59,12 @@ class PackedSequences:
                     f"one sequence of seq_len={seq_len}; lower seq_len or add data"
                 )
             self.sequences = np.asarray(stream[: n * seq_len], np.int64).reshape(n, seq_len)
+        # per sequence, the tokens its loss predicts (position 0 never is one)
+        self.targets = (
+            np.full(len(self.sequences), seq_len - 1, np.int64)
+            if self.labels is None
+            else (self.labels[:, 1:] != IGNORE).sum(axis=1)
+        )
         self.seed, self.shuffle = seed, shuffle
         self._orders: dict[int, np.ndarray] = {}
 
@@ -93,6 +99,10 @@ class PackedSequences:
     def batch(self, start: int, count: int) -> np.ndarray:
         """Sequences ``start .. start + count - 1`` of the run's order."""
         return self.sequences[self.rows(start, count)]
+
+    def target_counts(self, start: int, count: int) -> np.ndarray:
+        """The tokens each of those sequences' loss predicts."""
+        return self.targets[self.rows(start, count)]
 
     def label_batch(self, start: int, count: int) -> np.ndarray | None:
         """Their labels (prompt tokens ``IGNORE``), or None when every token is a target."""

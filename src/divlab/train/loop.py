@@ -42,7 +42,7 @@ from divlab.train.checkpoint import (
     save_checkpoint,
     versions,
 )
-from divlab.train.data import IGNORE, PackedSequences
+from divlab.train.data import PackedSequences
 from divlab.train.models import build_config, build_model, count_parameters, training_flops
 from divlab.train.plan import GPUS, matmul_parameters, micro_batch_size
 from divlab.train.spec import TrainSpec
@@ -258,7 +258,7 @@ class Run:
             total = torch.zeros((), dtype=torch.float64, device=self.device)
             # each micro-batch's mean loss weighs by its share of the step's targets
             # (equal shares unless prompt tokens are masked out of the loss)
-            targets = None if masked is None else (masked[:, 1:] != IGNORE).sum(axis=1)
+            targets = None if masked is None else self.data.target_counts(start, per_step)
             for first in range(0, per_step, micro):
                 inputs = batch[first : first + micro]
                 share = (
@@ -289,10 +289,7 @@ class Run:
     def _targets(self, step: int) -> int:
         """Tokens the loss of step ``step`` (0-based) predicted."""
         per_step = self.spec.sequences_per_step
-        masked = self.data.label_batch(step * per_step, per_step)
-        if masked is None:
-            return per_step * (self.spec.seq_len - 1)
-        return int((masked[:, 1:] != IGNORE).sum())
+        return int(self.data.target_counts(step * per_step, per_step).sum())
 
     def fit(self, callbacks: list[Callback] = ()) -> dict:
         """Train to the token budget (or from a checkpoint to it); return the summary."""
