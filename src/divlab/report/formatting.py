@@ -39,6 +39,18 @@ def interval(low, high, formatter=fixed) -> str:
     return f"[{formatter(low)}, {formatter(high)}]"
 
 
+def with_ci(value, low, high, digits: int = 3, ci_digits: int | None = None) -> str:
+    """``value [low, high]`` (``number`` with ``digits``; the bounds with ``ci_digits``,
+    default the same), or the value alone when the interval is unknown."""
+    ci = interval(low, high, lambda v: number(v, digits if ci_digits is None else ci_digits))
+    return f"{number(value, digits)} {ci}".strip()
+
+
+def finite(value) -> float | None:
+    """A number for JSON: None for None, NaN and infinities."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def spearman_text(corr: dict) -> str:
     """E.g. ``rho = -0.93 [95% CI -0.98, -0.80], p = 1.2e-05``."""
     ci = interval(corr["spearman_ci_low"], corr["spearman_ci_high"])

@@ -35,7 +35,7 @@ from divlab.errors import DataError
 from divlab.experiments.kinds.collapse.spec import TABLES
 from divlab.report import page, stats
 from divlab.report.figures import STYLE, save_figure
-from divlab.report.formatting import interval, number
+from divlab.report.formatting import finite, interval, number, with_ci
 
 LM_METRICS = {
     "loss": "eval loss (nats/token)",
@@ -255,12 +255,12 @@ def _lm_section(table: pd.DataFrame, figures_dir: Path) -> tuple[str, dict]:
         }
         for metric in LM_METRICS:
             series = own[own.metric == metric].sort_values("generation")["mean"]
-            entry[metric] = [_plain(v) for v in series]
+            entry[metric] = [finite(v) for v in series]
         entry["loss_first"], entry["loss_last"] = entry["loss"][0], entry["loss"][-1]
         summary["arms"][arm] = entry
     changes = loss_changes(table)
     summary["loss_changes"] = [
-        {k: _plain(v) if not isinstance(v, str) else v for k, v in row.items()}
+        {k: finite(v) if not isinstance(v, str) else v for k, v in row.items()}
         for row in changes.to_dict("records")
     ]
     verdict = lm_verdict(table)
@@ -381,8 +381,8 @@ def _chain_section(frame: pd.DataFrame, name: str, metrics: dict, figures_dir: P
         for stat, label in metrics.items():
             exact = last.get(f"{stat}_exact")
             exact = None if exact is None or pd.isna(exact) else float(exact)
-            entry = {k: _plain(last[f"{stat}_{k}"]) for k in ("mean", "se", "ci_low", "ci_high")}
-            entry["exact"] = _plain(exact)  # None where no closed form (or an infinite one)
+            entry = {k: finite(last[f"{stat}_{k}"]) for k in ("mean", "se", "ci_low", "ci_high")}
+            entry["exact"] = finite(exact)  # None where no closed form (or an infinite one)
             z = _z(own, stat)
             entry["max_abs_z"] = None if z is None else float(np.nanmax(np.abs(z)))
             summary["workflows"][flow][stat] = entry
@@ -472,15 +472,9 @@ def _absorption(frame: pd.DataFrame) -> tuple[str, list[dict]]:
 
 
 # ---- formatting -------------------------------------------------------------------------
-def _plain(value) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
 def _span(id_: str, value, digits: int = 4) -> str:
     return f"<span class='num' id='{escape(id_)}'>{number(value, digits)}</span>"
 
 
 def _with_ci(row) -> str:
-    text = number(row["mean"], 4)
-    ci = interval(row["ci_low"], row["ci_high"], lambda v: number(v, 3))
-    return f"{text} {ci}" if ci else text
+    return with_ci(row["mean"], row["ci_low"], row["ci_high"], digits=4, ci_digits=3)

@@ -25,7 +25,7 @@ from divlab.experiments.kinds.diversity.summary import (
 )
 from divlab.io import write_table
 from divlab.report import stats
-from divlab.report.formatting import fixed, interval, number, p_value
+from divlab.report.formatting import fixed, interval, number, p_value, with_ci
 from divlab.report.page import Number, dump, note, table, value_text
 from divlab.report.page import figures as figures_html
 
@@ -102,11 +102,6 @@ def _summary(analysis: Analysis) -> str:
     return f"<div class='summary'>{body}</div>"
 
 
-def _with_ci(value, low, high) -> str:
-    ci = interval(low, high, number)
-    return f"{number(value)} {ci}".strip()
-
-
 def _key_numbers(analysis: Analysis) -> str:
     conditions, results = analysis.conditions, analysis.results
     measures = [m for m in ["diversity", "alignment"] if has_values(conditions, m)]
@@ -123,11 +118,11 @@ def _key_numbers(analysis: Analysis) -> str:
         ]
         for m in measures:
             low, high = getattr(row, f"{m}_ci_low", np.nan), getattr(row, f"{m}_ci_high", np.nan)
-            cells.append(_with_ci(getattr(row, m), low, high))
+            cells.append(with_ci(getattr(row, m), low, high))
         for m in analysis.metrics:
             values = results.loc[results.condition == row.condition, m].to_numpy(float)
             s = stats.mean_ci(values)
-            cells.append(_with_ci(s["mean"], s["ci_low"], s["ci_high"]))
+            cells.append(with_ci(s["mean"], s["ci_low"], s["ci_high"]))
         rows.append(cells)
     caption = note(
         "Diversity and alignment CIs are the Task2Vec estimator's own; metric CIs are "

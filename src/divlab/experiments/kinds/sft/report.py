@@ -27,7 +27,7 @@ from divlab.errors import DataError
 from divlab.experiments.kinds.sft.run import BASE, TABLE
 from divlab.report import page, stats
 from divlab.report.figures import STYLE, save_figure
-from divlab.report.formatting import interval, number
+from divlab.report.formatting import finite, interval, number, with_ci
 
 PLANS = {
     "quantity": ("N: examples (random, clean pool)", "LIMA curve: accuracy vs quantity"),
@@ -64,9 +64,9 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
         [
             r.arm,
             str(int(r.n)),
-            _with_ci(r.accuracy, r.accuracy_ci_low, r.accuracy_ci_high),
-            _with_ci(r.accuracy_seen, r.accuracy_seen_ci_low, r.accuracy_seen_ci_high),
-            _with_ci(r.accuracy_unseen, r.accuracy_unseen_ci_low, r.accuracy_unseen_ci_high),
+            with_ci(r.accuracy, r.accuracy_ci_low, r.accuracy_ci_high),
+            with_ci(r.accuracy_seen, r.accuracy_seen_ci_low, r.accuracy_seen_ci_high),
+            with_ci(r.accuracy_unseen, r.accuracy_unseen_ci_low, r.accuracy_unseen_ci_high),
             number(r.response_loss, 4),
             number(r.wrong_share_chosen, 3),
             number(r.duplicates_chosen, 3),
@@ -105,8 +105,8 @@ def sections(folder: Path, report_dir: Path) -> tuple[list[tuple[str, str, str]]
         "verdict": verdict,
         "arms": {
             r.arm: {
-                "accuracy": _plain(r.accuracy),
-                "accuracy_ci": [_plain(r.accuracy_ci_low), _plain(r.accuracy_ci_high)],
+                "accuracy": finite(r.accuracy),
+                "accuracy_ci": [finite(r.accuracy_ci_low), finite(r.accuracy_ci_high)],
                 "seeds": int(r.n),
             }
             for r in means.itertuples()
@@ -232,12 +232,3 @@ def _plan_figure(table: pd.DataFrame, plan: str) -> Figure:
     ax.set_ylabel("held-out exact match")
     ax.legend(fontsize=7)
     return figure
-
-
-def _with_ci(value, low, high) -> str:
-    ci = interval(low, high, lambda v: number(v, 3))
-    return f"{number(value, 3)} {ci}".strip()
-
-
-def _plain(value):
-    return None if value is None or not np.isfinite(value) else float(value)

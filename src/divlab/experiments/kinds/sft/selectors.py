@@ -34,14 +34,13 @@ ship them (Deita, DataComp tooling) bring models and pipelines divlab does not n
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from divlab import seeds
-from divlab.errors import ConfigError, DataError
+from divlab.errors import ConfigError, DataError, did_you_mean
 
 SELECTORS = ("random", "longest", "quality", "k-center", "vendi-greedy", "quality-diversity")
 NEEDS_QUALITY = ("quality", "quality-diversity")
@@ -297,9 +296,10 @@ def select(
     """``n`` rows of ``pool`` chosen by selector ``name`` (one of ``SELECTORS``; module
     docstring), with the reason for each. Every random choice derives from ``seed``."""
     if name not in SELECTORS:
-        close = difflib.get_close_matches(str(name), SELECTORS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown selector {name!r}{hint}; valid selectors: {list(SELECTORS)}")
+        raise ConfigError(
+            f"unknown selector {name!r}{did_you_mean(name, SELECTORS)} (valid selectors: "
+            f"{list(SELECTORS)})"
+        )
     responses = _responses(pool)
     n = int(n)
     if n < 1:
