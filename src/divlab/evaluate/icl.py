@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from divlab.data.ginc.oracle import forward, next_token_distribution
+from divlab.data.ginc.oracle import forward, next_token_distribution, slot_start
 from divlab.evaluate.model import LanguageModel
 
 
@@ -70,7 +70,6 @@ def bayes_oracle_predictions(dataset, prompts: pd.DataFrame) -> np.ndarray:
     of the posterior given the prompt's last ``L - 1`` tokens (the test input)."""
 
     family = dataset.family
-    n_values, n_slots = family.spec.n_values, family.spec.n_slots
     predictions = np.empty(len(prompts), dtype=np.int64)
     cells = prompts.groupby(["kind", "example_length", "pattern"]).indices
     for (_, length, pattern), positions in cells.items():
@@ -78,14 +77,10 @@ def bayes_oracle_predictions(dataset, prompts: pd.DataFrame) -> np.ndarray:
         arrays = family.concepts(sorted(set(group["concept"])))
         rows = np.searchsorted(arrays.indices, group["concept"].to_numpy())
         x = np.stack([np.asarray(t)[len(t) - (length - 1) :] for t in group["tokens"]])
-        start = np.zeros((len(group), family.n_states))
         if pattern == "hmm":
-            slots = group["start_slot"].to_numpy()
-            start[
-                np.arange(len(group))[:, None], np.arange(n_values) * n_slots + slots[:, None]
-            ] = 1.0 / n_values
+            start = slot_start(family, group["start_slot"].to_numpy())
         else:
-            start[:] = 1.0 / family.n_states
+            start = np.full((len(group), family.n_states), 1.0 / family.n_states)
         _, alpha = forward(family, arrays, rows, x, start=start)
         posterior = next_token_distribution(family, arrays, rows, alpha)
         predictions[positions] = posterior.argmax(axis=1)

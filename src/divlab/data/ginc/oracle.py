@@ -74,6 +74,17 @@ def forward(
     return (steps if steps is not None else log_likelihood), alpha
 
 
+def slot_start(family: ConceptFamily, start_slot) -> np.ndarray:
+    """(D, n_states) start distributions of documents that begin in slot ``start_slot[d]``
+    with the value uniform: the start of an ICL prompt's examples (``prompts``)."""
+    start_slot = np.asarray(start_slot, dtype=np.int64)
+    n_values, n_slots = family.spec.n_values, family.spec.n_slots
+    start = np.zeros((len(start_slot), family.n_states))
+    states = np.arange(n_values) * n_slots + start_slot[:, None]
+    start[np.arange(len(start_slot))[:, None], states] = 1.0 / n_values
+    return start
+
+
 def next_token_distribution(
     family: ConceptFamily, concepts: ConceptArrays, rows: np.ndarray, alpha: np.ndarray
 ) -> np.ndarray:
@@ -132,11 +143,13 @@ def greedy_continuation(
     rows: np.ndarray,
     prefixes: np.ndarray,
     length: int,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """(D, length) argmax continuation of each prefix under its true concept: at each step
-    the most probable next token, which is then observed (the oracle's greedy decoding)."""
+    the most probable next token, which is then observed (the oracle's greedy decoding).
+    ``start`` as for :func:`forward` (e.g. :func:`slot_start` for ICL examples)."""
     rows = np.asarray(rows, dtype=np.int64)
-    _, alpha = forward(family, concepts, rows, prefixes)
+    _, alpha = forward(family, concepts, rows, prefixes, start=start)
     emissions = family.emissions[None]
     slot_transitions = concepts.slot_transitions[rows]
     out = np.empty((len(rows), length), dtype=np.int64)

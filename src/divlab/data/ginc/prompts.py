@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from divlab.data.ginc.family import DELIMITER, ConceptFamily
-from divlab.data.ginc.oracle import forward, next_token_distribution
+from divlab.data.ginc.oracle import forward, next_token_distribution, slot_start
 from divlab.data.ginc.sampler import sample_documents
 from divlab.errors import ConfigError, DataError
 
@@ -69,10 +69,7 @@ def make_prompts(
         n_prompts, per_prompt, example_length
     )
     if pattern == "hmm":
-        start = np.zeros((n_prompts, family.n_states))
-        start[
-            np.arange(n_prompts)[:, None], np.arange(n_values) * n_slots + start_slot[:, None]
-        ] = 1.0 / n_values
+        start = slot_start(family, start_slot)
     else:
         start = np.full((n_prompts, family.n_states), 1.0 / family.n_states)
 

@@ -27,9 +27,9 @@ Knobs, each recorded per row:
   every recorded field) of an earlier row of the same correctness, so the wrong count stays
   exact; ``duplicate_of`` is the original's ``example_id`` (else -1).
 
-Hand-written: the pool is a thin layer over the GINC prompt sets and the oracle's forward
-algorithm (``start`` restricted to the prompt's slot, which ``greedy_continuation`` does
-not take); no library knows GINC's ground truth.
+Hand-written: the pool is a thin layer over the GINC prompt sets and the oracle (its
+forward algorithm and greedy continuation, started in the prompt's slot with
+``oracle.slot_start``); no library knows GINC's ground truth.
 """
 
 from __future__ import annotations
@@ -41,7 +41,12 @@ import pandas as pd
 
 from divlab import seeds
 from divlab.data.ginc.family import ConceptArrays, ConceptFamily
-from divlab.data.ginc.oracle import forward, next_token_distribution
+from divlab.data.ginc.oracle import (
+    forward,
+    greedy_continuation,
+    next_token_distribution,
+    slot_start,
+)
 from divlab.data.ginc.prompts import make_prompts
 from divlab.errors import ConfigError, DataError
 
@@ -90,33 +95,9 @@ def bayes_posterior(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(P(next token | tokens, concept, start slot), alpha)`` for each row of ``tokens``
     (D, T), the start restricted to ``start_slot`` with values uniform (as the ICL labels)."""
-    n_values, n_slots = family.spec.n_values, family.spec.n_slots
-    count = len(tokens)
-    start = np.zeros((count, family.n_states))
-    start[np.arange(count)[:, None], np.arange(n_values) * n_slots + start_slot[:, None]] = (
-        1.0 / n_values
-    )
+    start = slot_start(family, start_slot)
     _, alpha = forward(family, concepts, rows, tokens, start=start)
     return next_token_distribution(family, concepts, rows, alpha), alpha
-
-
-def bayes_continuation(
-    family: ConceptFamily,
-    concepts: ConceptArrays,
-    rows: np.ndarray,
-    tokens: np.ndarray,
-    start_slot: np.ndarray,
-    length: int,
-) -> np.ndarray:
-    """(D, length) greedy Bayes response after ``tokens`` (the test example so far): each
-    step appends the argmax of the next-token posterior and observes it."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    out = np.empty((len(tokens), length), dtype=np.int64)
-    for k in range(length):  # l is a handful of tokens: re-running forward keeps it obvious
-        posterior, _ = bayes_posterior(family, concepts, rows, tokens, start_slot)
-        out[:, k] = posterior.argmax(axis=1)
-        tokens = np.concatenate([tokens, out[:, k, None]], axis=1)
-    return out
 
 
 def build_pool(
@@ -221,13 +202,13 @@ def build_pool(
         continuation = np.concatenate(
             [
                 order[:, :1],
-                bayes_continuation(
+                greedy_continuation(
                     family,
                     arrays,
                     rows,
                     np.concatenate([x, order[:, :1]], axis=1),
-                    prompts["start_slot"],
                     longest - 1,
+                    start=slot_start(family, prompts["start_slot"]),
                 ),
             ],
             axis=1,
