@@ -381,7 +381,7 @@ def _entropy(eigenvalues: np.ndarray) -> float:
     return float(-(weights * np.log(weights)).sum())
 
 
-def _unit_rows(features):
+def unit_rows(features):
     """Rows scaled to unit L2 norm (float64; sparse stays sparse)."""
     if sparse.issparse(features):
         matrix = sparse.csr_matrix(features, dtype=np.float64)
@@ -398,7 +398,7 @@ def _unit_rows(features):
     zero = np.flatnonzero(norms == 0)
     if len(zero):
         raise DataError(
-            f"{len(zero)} feature rows are all zero (first: row {zero[0]}); a cosine kernel "
+            f"{len(zero)} feature rows are all zeros (first: row {zero[0]}); a cosine kernel "
             "needs a non-zero vector per item"
         )
     if sparse.issparse(matrix):
@@ -427,7 +427,7 @@ def vendi_score(features=None, *, kernel=None) -> float:
                 f"kernel is not positive semi-definite (eigenvalue of K/n {eigenvalues.min():.3g})"
             )
         return float(np.exp(_entropy(eigenvalues)))
-    unit = _unit_rows(features)
+    unit = unit_rows(features)
     n, d = unit.shape
     if sparse.issparse(unit) and n * d <= DENSE_LIMIT and unit.nnz >= 0.05 * n * d:
         unit = unit.toarray()  # dense BLAS beats a sparse product with a dense result
@@ -691,7 +691,7 @@ def embedding_dispersion(embeddings, seed: int = 0, rounds: int = DEFAULT_ROUNDS
     higher_is_more_diverse, settings, seconds."""
     started = time.perf_counter()
     _check_rounds(rounds)
-    unit = _unit_rows(_embeddings(embeddings))
+    unit = unit_rows(_embeddings(embeddings))
     if len(unit) < 2:
         raise DataError("embedding dispersion needs at least 2 embeddings")
 

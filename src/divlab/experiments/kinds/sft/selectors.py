@@ -41,6 +41,7 @@ import pandas as pd
 
 from divlab import seeds
 from divlab.errors import ConfigError, DataError, did_you_mean
+from divlab.measure.baselines import unit_rows
 
 SELECTORS = ("random", "longest", "quality", "k-center", "vendi-greedy", "quality-diversity")
 NEEDS_QUALITY = ("quality", "quality-diversity")
@@ -137,21 +138,15 @@ def dedup(pool: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def _unit_rows(embeddings, count: int) -> np.ndarray:
+    """The embeddings of the pool's ``count`` rows scaled to unit length
+    (``baselines.unit_rows``: NaN, infinities and all-zero rows refused)."""
     matrix = np.asarray(embeddings, dtype=float)
     if matrix.ndim != 2 or len(matrix) != count:
         raise ConfigError(
             f"embeddings must be a (pool rows x dims) array with {count} rows, got shape "
             f"{matrix.shape}"
         )
-    if not np.isfinite(matrix).all():
-        raise DataError("embeddings contain NaN or infinite values")
-    norms = np.linalg.norm(matrix, axis=1)
-    if (norms == 0).any():
-        raise DataError(
-            f"embedding rows {np.flatnonzero(norms == 0)[:5].tolist()} are all zeros: a cosine "
-            "needs a direction"
-        )
-    return matrix / norms[:, None]
+    return unit_rows(matrix)
 
 
 def near_dedup(
