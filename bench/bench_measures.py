@@ -192,6 +192,23 @@ def vendi_scaling(n: int, repeats: int) -> None:
         print(f"  {'dense d=4n (kernel form)':28s} {m:8d} {seconds:9.3f} {1e6 * seconds / m:12.2f}")
 
 
+def one_set(name, documents, probe_ids, held_out, probe, seconds, diversity, note, repeats):
+    """The Task2Vec pass, the probe's embeddings and every measure of one data set, each
+    as seconds and a ratio to that pass."""
+    from divlab.measure.baselines import mean_pooled_embeddings
+
+    print(
+        f"  Task2Vec pass (closed form, random:mini, default settings): {seconds:.2f} s "
+        f"(diversity {diversity:.5f})"
+    )
+    embed_s, embeddings = timed(lambda: mean_pooled_embeddings(probe, probe_ids), repeats)
+    print(
+        f"  mean_pooled_embeddings (same probe, {note}): {embed_s:.2f} s ({embed_s / seconds:.2f}x)"
+    )
+    measure_table(name, documents, held_out, embeddings, seconds, repeats)
+    ngram_peer(documents, repeats)
+
+
 def main() -> None:
     import numpy as np
     import torch
@@ -204,7 +221,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from divlab.data.text import train_bpe_tokenizer
-    from divlab.measure.baselines import mean_pooled_embeddings, sentence_embeddings
+    from divlab.measure.baselines import sentence_embeddings
 
     with tempfile.TemporaryDirectory() as tmp:
         train, held_out, tokenizer = ginc_documents(Path(tmp))
@@ -214,17 +231,8 @@ def main() -> None:
         train, tokenizer["eos_token_id"], special, tokenizer["vocab_size"], args.repeats
     )
     print(f"(a) GINC: {len(train):,} documents, {tokens:,} tokens, 8 concepts, vocab 50")
-    print(
-        f"  Task2Vec pass (closed form, random:mini, default settings): {seconds:.2f} s "
-        f"(diversity {diversity:.5f})"
-    )
-    embed_s, embeddings = timed(lambda: mean_pooled_embeddings(probe, train), args.repeats)
-    print(
-        f"  mean_pooled_embeddings (same probe, 128 tokens a document): {embed_s:.2f} s "
-        f"({embed_s / seconds:.2f}x)"
-    )
-    measure_table("GINC", train, held_out, embeddings, seconds, args.repeats)
-    ngram_peer(train, args.repeats)
+    one_set("GINC", train, train, held_out, probe, seconds, diversity, "128 tokens a document",
+            args.repeats)  # fmt: skip
 
     verses = kjv_verses(TEXT_DOCS + 1000)
     text, held_out = verses[:TEXT_DOCS], verses[TEXT_DOCS:]
@@ -243,17 +251,7 @@ def main() -> None:
         f"(b) text: {len(text):,} KJV verses, {words:,} words, "
         f"{sum(len(i) for i in ids):,} BPE-{len(bpe)} tokens"
     )
-    print(
-        f"  Task2Vec pass (closed form, random:mini, default settings): {seconds:.2f} s "
-        f"(diversity {diversity:.5f})"
-    )
-    embed_s, embeddings = timed(lambda: mean_pooled_embeddings(probe, ids), args.repeats)
-    print(
-        f"  mean_pooled_embeddings (same probe, BPE ids): {embed_s:.2f} s "
-        f"({embed_s / seconds:.2f}x)"
-    )
-    measure_table("text", text, held_out, embeddings, seconds, args.repeats)
-    ngram_peer(text, args.repeats)
+    one_set("text", text, ids, held_out, probe, seconds, diversity, "BPE ids", args.repeats)
     if args.minilm:
         minilm_s, _ = timed(lambda: sentence_embeddings(text[: args.minilm]), 1)
         print(
