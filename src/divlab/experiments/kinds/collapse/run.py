@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -425,7 +426,7 @@ class _Context:
         path = self.root / "pools" / f"{arm.name}-s{seed}-g{generation}"
         if (path / "summary.json").exists():
             return path
-        parts = [self.real_table()] + [
+        parts = [self.real_table] + [
             _with_origin(open_dataset(c).table("train"), c.name) for c in corpora
         ]
         table = pa.concat_tables([p.select(parts[0].column_names) for p in parts])
@@ -451,8 +452,10 @@ class _Context:
         )
         return path
 
+    @cached_property
     def real_table(self) -> pa.Table:
-        """The real corpus with the columns of a generated one."""
+        """The real corpus with the columns of a generated one (built once: every pool
+        starts with it)."""
         n = len(self.real_tokens)
         return pa.table(
             {
