@@ -51,6 +51,13 @@ def test_evaluate_reports_every_metric(checkpoint, five_concepts, tmp_path):
     )
     assert every.exit_code == 0, every.output
     assert f"(eval, {total} docs)" in " ".join(every.output.split())
+    # documents shorter than prefix + length (held-out sentences): the loss, and the
+    # continuations said to be skipped, not an error after the loss was computed
+    short = evaluate_checkpoint(
+        checkpoint, five_concepts, limit=8, prefix=4000, length=16, icl=False
+    )
+    assert short["loss"]["loss"] == pytest.approx(loss["loss"])
+    assert short["continuation"]["docs"] == 0 and "4016 tokens" in short["continuation"]["skipped"]
 
 
 def test_a_different_vocabulary_is_refused(checkpoint, tmp_path):

@@ -171,6 +171,8 @@ def evaluate_command(
     scored = f"{loss['n_docs']} docs" + ("" if loss["n_docs"] == total else f" of {total}")
     console.print(f"[bold]{checkpoint}[/] on {data} ({split}, {scored}): {line}")
     c = result["continuation"]
+    if "skipped" in c:
+        console.print(f"continuation: skipped, {c['skipped']}")
     for key in ("vs_truth", "vs_oracle"):
         if key in c:
             m = c[key]

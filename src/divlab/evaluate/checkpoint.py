@@ -62,7 +62,17 @@ def evaluate_checkpoint(
         "split_docs": dataset.summary["splits"][split]["n_docs"],
     }
     result["loss"] = eval_set.evaluate(model, wrapped.context)
-    result["continuation"] = continuation_metrics(wrapped, eval_set, prefix, length, limit or 64)
+    if any(len(d) >= prefix + length for d in eval_set.documents[: limit or 64]):
+        continuation = continuation_metrics(wrapped, eval_set, prefix, length, limit or 64)
+    else:  # short documents (held-out sentences): their loss is still the answer
+        continuation = {
+            "prefix": prefix,
+            "length": length,
+            "docs": 0,
+            "skipped": f"no document has prefix + length = {prefix + length} tokens "
+            "(lower --prefix / --length for continuations)",
+        }
+    result["continuation"] = continuation
     if icl and (dataset.path / "prompts.parquet").exists():
         prompts = dataset.prompts().to_pandas()
         predictions = predict_icl(
