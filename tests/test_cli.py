@@ -1,8 +1,10 @@
 """The divlab command: help, version, generate/info, and one-line errors with exit code 2."""
 
 import json
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ runner = CliRunner()
 SMALL = [
     "--vocab-size", "12", "--n-values", "3", "--n-slots", "4", "--n-eval", "3",
     "--train-docs", "20", "--doc-length", "32", "--eval-docs", "5", "--eval-doc-length", "16",
-    "--no-prompts", "--quiet",
+    "--no-prompts", "--no-progress",
 ]  # fmt: skip
 
 
@@ -33,6 +35,101 @@ def test_version_and_help():
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
+
+
+def _commands(command, path=()):
+    """(path, click command) of every command and group under ``command``."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def _all_commands() -> dict:
+    import typer
+
+    return {" ".join(path) or "divlab": c for path, c in _commands(typer.main.get_command(app))}
+
+
+ALL_COMMANDS = _all_commands()
+
+
+def test_every_command_is_walked():
+    assert len(ALL_COMMANDS) > 20 and "divlab" in ALL_COMMANDS and "data prepare" in ALL_COMMANDS
+
+
+@pytest.mark.parametrize("name", sorted(ALL_COMMANDS))
+def test_help_renders_with_flags_as_flags_and_required_marked(name):
+    """`--help` of every command and group: exit 0, no `<bool>` placeholder on a flag (as
+    if it took a value; a module's typer app must be a divlab.cli.common.App), every
+    required parameter marked [required]."""
+    path = [] if name == "divlab" else name.split()
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output, result.output
+    required = [p for p in ALL_COMMANDS[name].params if p.required]
+    assert result.output.count("[required]") == len(required), result.output
+
+
+def _spec_default(spec, dotted: str):
+    """The default of a spec field at a dotted path, through nested specs' defaults."""
+    head, *rest = dotted.split(".")
+    value = spec.model_fields[head].get_default(call_default_factory=True)
+    for key in rest:
+        value = value[key] if isinstance(value, dict) else getattr(value, key)
+    return value
+
+
+@pytest.mark.parametrize("command", ["ginc_generate", "train_command"])
+def test_the_defaults_said_in_help_are_the_specs(command):
+    """A flag that overrides a spec field and says "(default X)" in its help says the
+    spec's own default, so the help cannot drift from the code."""
+    from divlab.cli import ginc, train
+    from divlab.cli.common import spec_fields
+    from divlab.data.ginc.dataset import GincSpec
+    from divlab.train import TrainSpec
+
+    function = {"ginc_generate": ginc.ginc_generate, "train_command": train.train_command}[command]
+    spec = GincSpec if command == "ginc_generate" else TrainSpec
+    hints = typing.get_type_hints(function, include_extras=True)
+    checked = 0
+    for name, path in spec_fields(function).items():
+        info = next(m for m in hints[name].__metadata__ if hasattr(m, "help"))
+        said = re.search(r"default ([\w.]+)", info.help or "")
+        if not said:
+            continue
+        default = _spec_default(spec, path)
+        try:
+            assert float(said.group(1)) == float(default), (name, said.group(1), default)
+        except ValueError:
+            assert said.group(1) == str(default), (name, said.group(1), default)
+        checked += 1
+    assert checked >= 8
+
+
+def test_old_spellings_still_work_with_one_deprecation_line(tmp_path):
+    """--quiet/-q, data prepare --limit, train --model and results --out keep working for
+    one release; each prints one line on stderr naming the new spelling."""
+    line = "warning: {} is deprecated; use {} (it will be removed in the next release)"
+    small = [a for a in SMALL if a != "--no-progress"]
+    result = runner.invoke(app, ["ginc", "generate", "--out", str(tmp_path / "g"), *small, "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == line.format("--quiet", "--no-progress")
+    assert (tmp_path / "g" / "train.parquet").exists()
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(f'{{"text": "document {i} of ten"}}\n' for i in range(10)))
+    args = ["data", "prepare", str(corpus), "--out", str(tmp_path / "t"), "--vocab-size", "300"]
+    result = runner.invoke(app, [*args, "--limit", "6", "--eval-fraction", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == line.format("--limit", "--max-docs")
+    assert "train: 3 docs" in result.stdout and "eval: 3 docs" in result.stdout
+
+    result = runner.invoke(app, ["train", "--model", "gigantic", "--out", str(tmp_path / "r"),
+                                 "--data", str(tmp_path / "g"), "--tokens", "1000"])  # fmt: skip
+    assert line.format("--model", "--preset") in result.stderr
+    assert "unknown model preset" in str(result.exception)  # the old flag still reaches it
+    both = runner.invoke(app, ["train", "--model", "tiny", "--preset", "mini", "--out", "x"])
+    assert "give --preset only (--model is its deprecated spelling)" in str(both.exception)
 
 
 def test_generate_then_info(tmp_path):
@@ -56,7 +153,7 @@ def test_flags_override_the_config(tmp_path):
     out = tmp_path / "data"
     result = runner.invoke(
         app, ["ginc", "generate", "-c", str(config), "--out", str(out), "--train-docs", "7",
-              "--no-prompts", "-q"],
+              "--no-prompts", "--no-progress"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     info = json.loads(runner.invoke(app, ["ginc", "info", str(out), "--json"]).output)
@@ -129,7 +226,7 @@ def test_existing_output_and_unfinished_input_are_refused(tmp_path):
     ("args", "needle"),
     [
         (["--tokens", "100"], "below one batch"),
-        (["--model", "gigantic"], "unknown model preset"),
+        (["--preset", "gigantic"], "unknown model preset"),
         (["--data", "{tmp}"], "not a finished divlab data set"),
         ([], "--tokens is required"),
     ],
@@ -137,7 +234,7 @@ def test_existing_output_and_unfinished_input_are_refused(tmp_path):
 def test_train_bad_input_is_one_line_exit_2(one_concept, tmp_path, args, needle):
     out = tmp_path / "run"
     base = ["train", "--data", str(one_concept), "--out", str(out), "--seq-len", "64",
-            "--batch-tokens", "512", "-q"]  # fmt: skip
+            "--batch-tokens", "512", "--no-progress"]  # fmt: skip
     if "--tokens" not in args and needle != "--tokens is required":
         base += ["--tokens", "1024"]
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -152,7 +249,7 @@ def test_train_then_evaluate_from_the_command_line(one_concept, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(
         app, ["train", "--data", str(one_concept), "--out", str(out), "--tokens", "2048",
-              "--seq-len", "64", "--batch-tokens", "512", "-q"],
+              "--seq-len", "64", "--batch-tokens", "512", "--no-progress"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "gap to oracle" in result.output

@@ -748,7 +748,7 @@ def test_cli_run_refuses_invalid_specs_before_writing(tmp_path, capsys, monkeypa
     (root / "spec.yaml").write_text(yaml.safe_dump(tree))
     code, stderr = _cli(
         capsys, monkeypatch, "experiment", "run", str(root / "spec.yaml"), "--out",
-        str(root / "out"), "-q",
+        str(root / "out"), "--no-progress",
     )  # fmt: skip
     assert code == 2, stderr
     _one_error_line(stderr)

@@ -82,7 +82,8 @@ def test_a_toy_kind_runs_through_the_cli_and_reports(toy_kind, tmp_path):
     assert "count the documents of 4 eval concepts" in checked.output
 
     out = tmp_path / "out"
-    result = runner.invoke(app, ["experiment", "run", str(spec), "--out", str(out), "-q"])
+    args = ["experiment", "run", str(spec), "--out", str(out), "--no-progress"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     counts = pd.read_parquet(out / "toy.parquet")
     assert counts.documents.sum() == 24  # the tiny spec's eval.n_docs

@@ -155,8 +155,9 @@ def test_the_train_command_logs_to_tensorboard(one_concept, tmp_path):
     from tests.test_cli import run_cli
 
     out = tmp_path / "run"
-    args = ["train", "--data", str(one_concept), "--out", str(out), "--model", "tiny",
-            "--tokens", "2048", "--batch-tokens", "512", "--seq-len", "64", "-q"]  # fmt: skip
+    args = ["train", "--data", str(one_concept), "--out", str(out), "--preset", "tiny",
+            "--tokens", "2048", "--batch-tokens", "512", "--seq-len", "64",
+            "--no-progress"]  # fmt: skip
     result = run_cli(*args, "--log", "tensorboard")
     assert result.returncode == 0, result.stderr
     assert_logged(out, "train/loss", read_jsonl(out / "train_log.jsonl"), "loss")

@@ -10,6 +10,40 @@ command imports the library modules it calls inside its body: ``divlab --help``,
 in a flag or a bad spec path answer at once, before any heavy import.
 
 User errors (:class:`divlab.errors.DivlabError`) become one red line and exit code 2.
+
+The vocabulary: one spelling per meaning, in every command (the helpers are in
+:mod:`divlab.cli.common`; the README's "Command-line conventions" has the same table)::
+
+    --out, -o        where a command writes (a folder or a JSON file); never an input
+                     (out_option). `experiment validate --out`: the --out `run` will get.
+    --progress/--no-progress
+                     progress bars on stderr, default: when stderr is a terminal, on every
+                     command that can run more than a few seconds (ProgressOption,
+                     show_progress); stdout stays clean for --json.
+    --json           print the result as JSON on stdout instead of tables
+    --field NAME     the text field of JSONL / Parquet / HF inputs, wherever a corpus is
+                     read; default text (FieldOption)
+    --split NAME     the split read; commands that score a model read eval, commands that
+                     change or measure data act on train (SplitOption, SPLIT_RULE)
+    --preset NAME    a model preset to build (tiny, mini, small, 10m, 30m, 125m)
+    CHECKPOINT / --checkpoint PATH
+                     a trained model folder (a divlab run's RUN/model or an HF folder):
+                     positional where it is what the command acts on (evaluate, merge)
+    --probe SPEC     the model whose features a measure uses: a checkpoint, a .gguf file,
+                     smollm2 or random:PRESET
+    --embedder NAME  a text-embedding model (minilm or a sentence-transformers folder)
+    --limit N        score at most N documents (evaluate; default: all of them)
+    --max-docs N     read at most N documents of the input (data prepare)
+    --config, -c     a YAML spec that flags override; --overwrite replaces --out
+
+Every option's default is shown in ``--help`` (typer's ``[default: ...]``, or the help
+text's "(default ...)" where the value comes from a spec or the data); options without
+one are marked required; flags show no value placeholder (:class:`common.App`).
+
+Old spellings keep working for one release and print one line on stderr
+(:func:`common.deprecated_option`): ``--quiet``/``-q`` (now ``--no-progress``), ``train
+--model`` (``--preset``), ``data prepare --limit`` (``--max-docs``), ``results --out``
+(``--folder``).
 """
 
 from __future__ import annotations
@@ -21,12 +55,11 @@ import typer
 
 import divlab
 from divlab.cli import curate, data, experiment, ginc, measure, train
-from divlab.cli.common import console, error_console
+from divlab.cli.common import App, console, error_console
 from divlab.errors import DivlabError
 
-app = typer.Typer(
+app = App(
     help="divlab: controlled experiments on language-model training data.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode="markdown",  # a docstring's wrapped lines are one paragraph

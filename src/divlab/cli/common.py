@@ -1,4 +1,6 @@
-"""What the command modules share: the consoles, and flags that map to spec fields.
+"""What the command modules share: the consoles, the vocabulary of the command line (the
+options every command spells the same way, listed in :mod:`divlab.cli`), the deprecation
+of old spellings, and flags that map to spec fields.
 
 A flag that overrides a spec field says which one on its own declaration, with a
 :class:`SpecField` next to its ``typer.Option`` in ``Annotated``::
@@ -21,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from divlab.errors import ConfigError
 
@@ -101,6 +104,30 @@ def curation_lines(info: dict) -> list[str]:
     return lines
 
 
+# -- the vocabulary: one spelling per meaning (the table is in divlab.cli's docstring) --
+
+
+def out_option(help: str) -> Any:
+    """``--out``/``-o``: where a command writes. Every output is ``--out``, never an input."""
+    return typer.Option("--out", "-o", help=help)
+
+
+FieldOption = Annotated[
+    str,
+    typer.Option(
+        "--field", help="The text field of JSONL, Parquet or Hugging Face dataset inputs."
+    ),
+]
+
+SPLIT_RULE = (
+    "commands that score a model read eval; commands that change or measure data act on train"
+)
+
+
+# ``--split``; a command's default follows SPLIT_RULE: `= "eval"` or `= "train"`
+SplitOption = Annotated[str, typer.Option("--split", help=f"The split to read ({SPLIT_RULE}).")]
+
+
 ProgressOption = Annotated[
     bool | None,
     typer.Option(
@@ -111,5 +138,82 @@ ProgressOption = Annotated[
 ]
 
 
-def show_progress(progress: bool | None) -> bool:
+def deprecated(old: str, new: str) -> None:
+    """The one line on stderr that says a spelling is deprecated and what replaces it."""
+    error_console.print(
+        f"warning: {old} is deprecated; use {new} (it will be removed in the next release)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def deprecated_option(old: str, new: str, *short: str) -> Any:
+    """A hidden option for the old spelling ``old`` of ``new``: it works for one release
+    and prints :func:`deprecated`'s line when given. Give its parameter the default None
+    (False for a flag) and merge it with :func:`renamed`."""
+
+    def warn(value: Any) -> Any:
+        if value not in (None, False):
+            deprecated(old, new)
+        return value
+
+    return typer.Option(old, *short, hidden=True, callback=warn, show_default=False)
+
+
+def renamed(value: Any, old_value: Any, new: str, old: str) -> Any:
+    """The value of an option given by its new or (deprecated) old spelling, not both."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ConfigError(f"give {new} only ({old} is its deprecated spelling)")
+    return old_value
+
+
+QuietOption = Annotated[bool, deprecated_option("--quiet", "--no-progress", "-q")]
+
+
+def show_progress(progress: bool | None, quiet: bool = False) -> bool:
+    """Whether to draw progress bars: ``--progress/--no-progress``, else when stderr is a
+    terminal; the deprecated ``--quiet`` means ``--no-progress``."""
+    if quiet:
+        return False
     return sys.stderr.isatty() if progress is None else progress
+
+
+# -- help: flags shown without a value placeholder --
+
+
+def _flags_without_metavar(params: list) -> list:
+    # typer (0.29) shows every flag, --help included, with a <bool> placeholder as if it
+    # took a value (`--json true` then fails); an empty metavar shows none
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose help shows flags as flags."""
+
+    def get_params(self, ctx: Any) -> list:
+        return _flags_without_metavar(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """A command group whose help shows flags as flags."""
+
+    def get_params(self, ctx: Any) -> list:
+        return _flags_without_metavar(super().get_params(ctx))
+
+
+class App(typer.Typer):
+    """``typer.Typer`` whose groups and commands are :class:`Group` and :class:`Command`
+    (help without ``<bool>`` on flags); no arguments shows the help."""
+
+    def __init__(self, **settings: Any) -> None:
+        settings.setdefault("cls", Group)
+        settings.setdefault("no_args_is_help", True)
+        super().__init__(**settings)
+
+    def command(self, name: str | None = None, *, cls: Any = None, **settings: Any) -> Any:
+        return super().command(name, cls=cls or Command, **settings)

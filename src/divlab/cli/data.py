@@ -7,10 +7,19 @@ from typing import Annotated
 
 import typer
 
-from divlab.cli.common import console
+from divlab.cli.common import (
+    App,
+    FieldOption,
+    ProgressOption,
+    console,
+    deprecated_option,
+    out_option,
+    renamed,
+    show_progress,
+)
 from divlab.errors import ConfigError
 
-app = typer.Typer(help="Real-text corpora as divlab data sets.", no_args_is_help=True)
+app = App(help="Real-text corpora as divlab data sets.")
 
 
 @app.command("prepare")
@@ -18,17 +27,24 @@ def data_prepare(
     inputs: Annotated[
         list[Path], typer.Argument(help="JSONL, Parquet, .txt, fortune files or HF dataset dirs.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: Annotated[Path, out_option("Output folder (must not exist, or --overwrite).")],
     tokenizer: Annotated[
         Path | None,
-        typer.Option(help="Tokenizer folder, tokenizer.json or GPT-2 BPE files (folder)."),
+        typer.Option(
+            help="Tokenizer folder, tokenizer.json or GPT-2 BPE files (folder); this or "
+            "--vocab-size is required."
+        ),
     ] = None,
     vocab_size: Annotated[
         int | None, typer.Option(help="Train a byte-level BPE of this size instead.")
     ] = None,
-    field: Annotated[str, typer.Option(help="Text field of JSONL/Parquet/HF inputs.")] = "text",
+    field: FieldOption = "text",
     by: Annotated[
-        str | None, typer.Option(help="Split .txt files by line, paragraph or fortune.")
+        str | None,
+        typer.Option(
+            help="Split .txt files by line, paragraph or fortune (default: fortune when a "
+            "file has a lone % line, else line)."
+        ),
     ] = None,
     eval_fraction: Annotated[
         float | None,
@@ -38,15 +54,23 @@ def data_prepare(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/eval split.")] = 0,
-    max_doc_tokens: Annotated[int | None, typer.Option(help="Truncate longer docs.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Read at most this many docs.")] = None,
+    max_doc_tokens: Annotated[
+        int | None, typer.Option(help="Truncate longer docs (default: keep them whole).")
+    ] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option(help="Read at most this many documents (default: all of them)."),
+    ] = None,
+    limit: Annotated[int | None, deprecated_option("--limit", "--max-docs")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """Tokenize a text corpus into a data set that `divlab train` and the measures read."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab.data.store import open_dataset
     from divlab.data.text import prepare_text
 
+    max_docs = renamed(max_docs, limit, "--max-docs", "--limit")
     if (tokenizer is None) == (vocab_size is None):
         raise ConfigError("give exactly one of --tokenizer and --vocab-size")
     path = prepare_text(
@@ -59,8 +83,9 @@ def data_prepare(
         eval_fraction=eval_fraction,
         seed=seed,
         max_doc_tokens=max_doc_tokens,
-        limit=limit,
+        limit=max_docs,
         overwrite=overwrite,
+        progress=show_progress(progress),
     )
     info = open_dataset(path).info()
     splits = ", ".join(

@@ -9,14 +9,21 @@ from typing import Annotated
 
 import typer
 
-from divlab.cli.common import console
+from divlab.cli.common import (
+    App,
+    ProgressOption,
+    QuietOption,
+    console,
+    deprecated_option,
+    out_option,
+    renamed,
+    show_progress,
+)
 from divlab.errors import ConfigError
 from divlab.io import load_yaml
 from divlab.specs import other_file_kind
 
-app = typer.Typer(
-    help="Whole experiments from one YAML spec (Beyond Scale II plans).", no_args_is_help=True
-)
+app = App(help="Whole experiments from one YAML spec (Beyond Scale II plans).")
 
 
 def read_quickly(spec: Path) -> None:
@@ -32,15 +39,20 @@ def read_quickly(spec: Path) -> None:
 def experiment_run(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML), or its folder.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Experiment folder (default: runs/NAME).")
+        Path | None,
+        out_option("Experiment folder (default: runs/NAME; a spec's folder: that folder)."),
     ] = None,
     executor: Annotated[
-        str | None, typer.Option(help="local or ray (overrides the spec's executor.kind).")
+        str | None,
+        typer.Option(help="local or ray (default: the spec's executor.kind, else local)."),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Parallel runs (default: the spec's executor.workers).")
     ] = None,
-    address: Annotated[str | None, typer.Option(help="ray: an existing cluster.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="ray: an existing cluster (default: the spec's, else a local one)."),
+    ] = None,
     log: Annotated[
         list[str] | None,
         typer.Option(
@@ -50,7 +62,8 @@ def experiment_run(
         ),
     ] = None,
     report: Annotated[bool, typer.Option(help="Build the HTML report at the end.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    progress: ProgressOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Run (or resume) an experiment of any kind (diversity, collapse, merging, mixtures,
     curriculum, scaling): its data, every run, the results tables and the report.
@@ -65,7 +78,9 @@ def experiment_run(
         loaded = experiments.with_logging(loaded, log)
     folder = spec if spec.is_dir() else (out or Path("runs") / loaded.name)
     chosen = executor_for(loaded, executor, workers, address)
-    result = experiments.run(loaded, folder, executor=chosen, progress=not quiet, report=report)
+    result = experiments.run(
+        loaded, folder, executor=chosen, progress=show_progress(progress, quiet), report=report
+    )
     console.print(f"[green]done[/] {loaded.kind} experiment in {result['out']}")
     if "runs" in result and "finished" in result:
         console.print(
@@ -84,12 +99,15 @@ def experiment_validate(
         str | None,
         typer.Option(
             help="Plan for one GPU per run of this model (H200, H100, 'H100 PCIe', 'H100 NVL', "
-            "A100, A100-40GB, L40S, L40, A10G, A10, L4) instead of this machine; skips this "
-            "machine's checks."
+            "A100, A100-40GB, L40S, L40, A10G, A10, L4) instead of this machine (the "
+            "default); skips this machine's checks."
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Experiment folder, for the disk check.")
+        Path | None,
+        out_option(
+            "The --out that `experiment run` will get, for the disk check (default: runs/NAME)."
+        ),
     ] = None,
 ) -> None:
     """Check a spec (fields, plan, fairness, inputs, this machine's memory and disk) and
@@ -129,18 +147,24 @@ def experiment_validate(
 
 def results_command(
     spec_or_folder: Annotated[Path, typer.Argument(help="Experiment folder, or its spec.")],
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="The folder of a spec (default runs/NAME).")
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--folder", help="Given a spec: its experiment's folder (default: runs/NAME)."
+        ),
     ] = None,
+    out: Annotated[Path | None, deprecated_option("--out", "--folder", "-o")] = None,
 ) -> None:
     """Rebuild an experiment's results tables from its run folders (pandas/DuckDB)."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab import experiments
     from divlab.experiments.registry import kind_of_folder
 
-    folder = spec_or_folder
-    if not folder.is_dir():  # a spec: its experiment's folder
-        folder = out or Path("runs") / experiments.load_spec(folder).name
+    folder = renamed(folder, out, "--folder", "--out")
+    if spec_or_folder.is_dir():
+        folder = spec_or_folder
+    else:  # a spec: its experiment's folder
+        folder = folder or Path("runs") / experiments.load_spec(spec_or_folder).name
     kind = kind_of_folder(folder)
     if kind.collect is None:
         console.print(

@@ -9,104 +9,143 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from divlab.cli.common import SpecField, console, curation_lines, set_field, spec_overrides
+from divlab.cli.common import (
+    App,
+    ProgressOption,
+    QuietOption,
+    SpecField,
+    console,
+    curation_lines,
+    out_option,
+    set_field,
+    show_progress,
+    spec_overrides,
+)
 from divlab.errors import ConfigError
 from divlab.io import load_yaml
 
-app = typer.Typer(
-    help="Synthetic data with known structure (GINC: mixtures of HMM concepts).",
-    no_args_is_help=True,
-)
+app = App(help="Synthetic data with known structure (GINC: mixtures of HMM concepts).")
 
 
 @app.command("generate")
 def ginc_generate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must not exist).")],
+    out: Annotated[Path, out_option("Output folder (must not exist, or --overwrite).")],
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML spec; flags override it.")
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML spec; flags override it. A flag left out takes the config's value, "
+            "else the default it names.",
+        ),
     ] = None,
     vocab_size: Annotated[
         int | None,
         SpecField("family.vocab_size"),
-        typer.Option(help="Symbols incl. the delimiter."),
+        typer.Option(help="Symbols incl. the delimiter (default 50)."),
     ] = None,
     n_values: Annotated[
-        int | None, SpecField("family.n_values"), typer.Option(help="Values per family.")
+        int | None,
+        SpecField("family.n_values"),
+        typer.Option(help="Values per family (default 10)."),
     ] = None,
     n_slots: Annotated[
         int | None,
         SpecField("family.n_slots"),
-        typer.Option(help="Slots per family (slot 0 = '/')."),
+        typer.Option(help="Slots per family (slot 0 = '/'; default 10)."),
     ] = None,
     family_seed: Annotated[
-        int | None, SpecField("family.seed"), typer.Option(help="Seed that defines the family.")
+        int | None,
+        SpecField("family.seed"),
+        typer.Option(help="Seed that defines the family (default 0)."),
     ] = None,
     n_eval: Annotated[
         int | None,
         SpecField("concepts.n_eval"),
-        typer.Option(help="Size of the eval concept set C_test."),
+        typer.Option(help="Size of the eval concept set C_test (default 5)."),
     ] = None,
     plan: Annotated[
         str | None,
         SpecField("concepts.plan"),
-        typer.Option(help="Concept set: eval | nested (k of C_test) | added."),
+        typer.Option(help="Concept set: eval | nested (k of C_test) | added (default eval)."),
     ] = None,
     k: Annotated[
-        int | None, SpecField("concepts.k"), typer.Option(help="Concepts taken from C_test.")
+        int | None,
+        SpecField("concepts.k"),
+        typer.Option(help="Concepts taken from C_test (nested, added)."),
     ] = None,
     k_added: Annotated[
-        int | None, SpecField("concepts.k_added"), typer.Option(help="Concepts added from outside.")
+        int | None,
+        SpecField("concepts.k_added"),
+        typer.Option(help="Concepts added from outside (default 0)."),
     ] = None,
     seed: Annotated[
-        int | None, SpecField("seed"), typer.Option(help="Seed of the documents and prompts.")
+        int | None,
+        SpecField("seed"),
+        typer.Option(help="Seed of the documents and prompts (default 0)."),
     ] = None,
     train_docs: Annotated[
-        int | None, SpecField("splits.train.n_docs"), typer.Option(help="Training documents.")
+        int | None,
+        SpecField("splits.train.n_docs"),
+        typer.Option(help="Training documents (default 1000)."),
     ] = None,
     train_tokens: Annotated[
-        int | None, SpecField("splits.train.n_tokens"), typer.Option(help="Or: training tokens.")
+        int | None,
+        SpecField("splits.train.n_tokens"),
+        typer.Option(help="Or: training tokens (instead of --train-docs)."),
     ] = None,
     doc_length: Annotated[
         int | None,
         SpecField("splits.train.doc_length"),
-        typer.Option(help="Tokens per training doc."),
+        typer.Option(help="Tokens per training doc (default 1024)."),
     ] = None,
     eval_docs: Annotated[
-        int | None, SpecField("splits.eval.n_docs"), typer.Option(help="Eval documents.")
+        int | None,
+        SpecField("splits.eval.n_docs"),
+        typer.Option(help="Eval documents (default 100)."),
     ] = None,
     eval_doc_length: Annotated[
-        int | None, SpecField("splits.eval.doc_length"), typer.Option(help="Tokens per eval doc.")
+        int | None,
+        SpecField("splits.eval.doc_length"),
+        typer.Option(help="Tokens per eval doc (default 1024)."),
     ] = None,
     noise_fraction: Annotated[
         float | None,
         SpecField("splits.train.noise.fraction"),
-        typer.Option(help="Fraction of training docs with noise."),
+        typer.Option(help="Fraction of training docs with noise (default 0)."),
     ] = None,
     noise_rate: Annotated[
         float | None,
         SpecField("splits.train.noise.rate"),
-        typer.Option(help="Per-token substitution rate."),
+        typer.Option(help="Per-token substitution rate of a noisy doc (default 0.1)."),
     ] = None,
     duplicate_fraction: Annotated[
         float | None,
         SpecField("splits.train.duplicates.fraction"),
-        typer.Option(help="Fraction of training docs that are copies."),
+        typer.Option(help="Fraction of training docs that are copies (default 0)."),
     ] = None,
     duplicate_edit_rate: Annotated[
         float | None,
         SpecField("splits.train.duplicates.edit_rate"),
-        typer.Option(help="Substitution rate of a copy (0 = exact)."),
+        typer.Option(help="Substitution rate of a copy (default 0: exact)."),
     ] = None,
     zipf: Annotated[
         float | None,
         SpecField("splits.train.zipf_exponent"),  # and weighting: zipf, below
-        typer.Option(help="Zipf exponent of the training concept weights."),
+        typer.Option(
+            help="Zipf exponent of the training concept weights (default: uniform weights)."
+        ),
     ] = None,
     prompts: Annotated[
-        bool | None, typer.Option("--prompts/--no-prompts", help="Write ICL prompt sets.")
+        bool | None,
+        typer.Option(
+            "--prompts/--no-prompts",
+            help="Write ICL prompt sets (default: as the config says; without one, yes).",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    progress: ProgressOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Generate a GINC data set: documents with per-document ground truth, ICL prompts,
     oracle losses and a tokenizer."""
@@ -132,7 +171,7 @@ def ginc_generate(
     if prompts is False:
         tree["prompts"] = None
     spec = GincSpec.from_dict(tree, source=f"config {config}" if config else "options")
-    path = generate(spec, out, overwrite=overwrite, show_progress=not quiet)
+    path = generate(spec, out, overwrite=overwrite, show_progress=show_progress(progress, quiet))
     console.print(f"[green]wrote[/] {path}")
 
 

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from divlab.cli.common import ProgressOption, console, show_progress
+from divlab.cli.common import (
+    App,
+    FieldOption,
+    ProgressOption,
+    QuietOption,
+    console,
+    out_option,
+    show_progress,
+)
 from divlab.errors import ConfigError
 from divlab.io import write_json
 
@@ -18,9 +26,7 @@ if TYPE_CHECKING:  # annotations only
     from divlab.measure import DiversitySettings
     from divlab.measure.cache import EmbeddingCache
 
-app = typer.Typer(
-    help="Task2Vec diversity and alignment coefficients of data sets.", no_args_is_help=True
-)
+app = App(help="Task2Vec diversity and alignment coefficients of data sets.")
 
 
 def _probe_for(data: Path, probe: str, device: str):
@@ -109,7 +115,7 @@ def measure_diversity(
         str | None,
         typer.Option(help="Text embeddings for the embedding measures: minilm (offline)."),
     ] = None,
-    field: Annotated[str, typer.Option(help="The text field of a JSONL/Parquet corpus.")] = "text",
+    field: FieldOption = "text",
     estimator: EstimatorOption = "closed-form",
     n_batches: BatchesOption = 20,
     batch_size: BatchSizeOption = 64,
@@ -122,9 +128,12 @@ def measure_diversity(
     seed: Annotated[int, typer.Option(help="Seed of the batch draw.")] = 0,
     cache: CacheOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: Annotated[
+        Path | None, out_option("Write the result as JSON here (default: none).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     progress: ProgressOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Diversity of a data set or corpus: the Task2Vec coefficient (mean distance between
     batches of the data; the default), or with --metric any of the measures beside it,
@@ -144,13 +153,13 @@ def measure_diversity(
         the_probe = _probe_for(data, probe, device) if probe else None
         result = measure_suite(
             data, names, the_probe, settings, sample=sample, rounds=rounds, seed=seed,
-            embedder=embedder, field=field, progress=show_progress(progress),
+            embedder=embedder, field=field, progress=show_progress(progress, quiet),
         )  # fmt: skip
         _print_suite(result, out, as_json)
         return
     the_probe = _probe_for(data, probe, device)
     prepared = probe_documents(data, the_probe, field=field)
-    show = show_progress(progress)
+    show = show_progress(progress, quiet)
     result = diversity_coefficient(prepared, the_probe, settings, _cache(cache), show)
     if with_bounds:  # bounds over the symbols the data actually uses
         symbols = np.unique(np.concatenate(prepared.documents))
@@ -205,6 +214,7 @@ def measure_alignment(
     data_a: Annotated[Path, typer.Argument(help="First data set folder or corpus.")],
     data_b: Annotated[Path, typer.Argument(help="Second data set folder or corpus.")],
     probe: ProbeOption,
+    field: FieldOption = "text",
     estimator: EstimatorOption = "closed-form",
     n_batches: BatchesOption = 20,
     batch_size: BatchSizeOption = 64,
@@ -217,15 +227,18 @@ def measure_alignment(
     seed: Annotated[int, typer.Option(help="Seed of the batch draws.")] = 0,
     cache: CacheOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: Annotated[
+        Path | None, out_option("Write the result as JSON here (default: none).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     progress: ProgressOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """The Task2Vec alignment coefficient of two data sets (align1, align2 and the energy
     distance of their batch embeddings) and their overlap (n-gram Jaccard, unigram
     cross-entropy of the second under the first)."""
     # lazy: the library loads torch (see divlab.cli)
-    from divlab.measure import alignment
+    from divlab.measure import alignment, probe_documents
     from divlab.measure.suite import overlap_of
 
     settings = _measure_settings(
@@ -234,8 +247,10 @@ def measure_alignment(
         align2_repeats=align2_repeats,
     )  # fmt: skip
     the_probe = _probe_for(data_a, probe, device)
-    result = alignment(data_a, data_b, the_probe, settings, _cache(cache), show_progress(progress))
-    result["overlap"] = overlap_of(data_a, data_b, seed=seed)
+    prepared = [probe_documents(d, the_probe, field=field) for d in (data_a, data_b)]
+    show = show_progress(progress, quiet)
+    result = alignment(*prepared, the_probe, settings, _cache(cache), show)
+    result["overlap"] = overlap_of(data_a, data_b, seed=seed, field=field)
     if out:
         write_json(out, result)
     if as_json:

@@ -9,35 +9,58 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from divlab.cli.common import SpecField, console, set_field, spec_overrides
+from divlab.cli.common import (
+    ProgressOption,
+    QuietOption,
+    SpecField,
+    SplitOption,
+    console,
+    deprecated_option,
+    out_option,
+    renamed,
+    set_field,
+    show_progress,
+    spec_overrides,
+)
 from divlab.errors import ConfigError
 from divlab.io import load_yaml, write_json
 
 
 def train_command(
+    out: Annotated[Path, out_option("Run folder (a killed run there resumes).")],
     data: Annotated[
         Path | None,
         SpecField("data"),
-        typer.Option(help="Data set folder (GINC or prepared text)."),
+        typer.Option(
+            help="Data set folder (GINC or prepared text); required unless --config sets data."
+        ),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder.")] = None,
-    model: Annotated[
-        str | None, SpecField("model.preset"), typer.Option(help="Model preset (tiny ... 125m).")
+    preset: Annotated[
+        str | None,
+        SpecField("model.preset"),
+        typer.Option(help="Model preset: tiny, mini, small, 10m, 30m or 125m (default tiny)."),
     ] = None,
+    model: Annotated[str | None, deprecated_option("--model", "--preset")] = None,
     architecture: Annotated[
-        str | None, SpecField("model.architecture"), typer.Option(help="llama or gpt2.")
+        str | None,
+        SpecField("model.architecture"),
+        typer.Option(help="llama or gpt2 (default llama)."),
     ] = None,
     tokens: Annotated[
-        int | None, SpecField("token_budget"), typer.Option(help="Token budget of the run.")
+        int | None,
+        SpecField("token_budget"),
+        typer.Option(help="Token budget of the run; required unless --config sets token_budget."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML TrainSpec; flags override it.")
     ] = None,
     seq_len: Annotated[
-        int | None, SpecField("seq_len"), typer.Option(help="Tokens per sequence.")
+        int | None, SpecField("seq_len"), typer.Option(help="Tokens per sequence (default 128).")
     ] = None,
     batch_tokens: Annotated[
-        int | None, SpecField("batch_tokens"), typer.Option(help="Tokens per optimizer step.")
+        int | None,
+        SpecField("batch_tokens"),
+        typer.Option(help="Tokens per optimizer step (default 4096)."),
     ] = None,
     micro_batch_size: Annotated[
         str | None,
@@ -55,24 +78,32 @@ def train_command(
         ),
     ] = False,
     lr: Annotated[
-        float | None, SpecField("optimizer.lr"), typer.Option(help="Peak learning rate.")
+        float | None,
+        SpecField("optimizer.lr"),
+        typer.Option(help="Peak learning rate (default 0.003)."),
     ] = None,
     schedule: Annotated[
-        str | None, SpecField("schedule.kind"), typer.Option(help="cosine, linear or constant.")
+        str | None,
+        SpecField("schedule.kind"),
+        typer.Option(help="cosine, linear or constant (default cosine)."),
     ] = None,
     seed: Annotated[
-        int | None, SpecField("seed"), typer.Option(help="Seed of init, data order, dropout.")
+        int | None,
+        SpecField("seed"),
+        typer.Option(help="Seed of init, data order, dropout (default 0)."),
     ] = None,
     eval_every: Annotated[
-        int | None, SpecField("eval_every_tokens"), typer.Option(help="Eval every N tokens.")
+        int | None,
+        SpecField("eval_every_tokens"),
+        typer.Option(help="Eval every N tokens (default: every tenth of the budget)."),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
         SpecField("checkpoint_every_tokens"),
-        typer.Option(help="Checkpoint every N tokens."),
+        typer.Option(help="Checkpoint every N tokens (default: every quarter of the budget)."),
     ] = None,
     device: Annotated[
-        str | None, SpecField("device"), typer.Option(help="auto, cpu or cuda.")
+        str | None, SpecField("device"), typer.Option(help="auto, cpu or cuda (default auto).")
     ] = None,
     compile_model: Annotated[
         bool,
@@ -88,7 +119,8 @@ def train_command(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over in --out.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    progress: ProgressOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a decoder on a data set for a fixed token budget (resumes a killed run in
     --out; returns at once if the run there is finished)."""
@@ -96,18 +128,18 @@ def train_command(
     from divlab.train import TrainSpec, train
     from divlab.train.trackers import check_trackers, tracker
 
+    preset = renamed(preset, model, "--preset", "--model")
     overrides = spec_overrides(train_command, locals())
     tree: dict = load_yaml(config) if config else {}
     for key, value in overrides.items():
         set_field(tree, key, value)
-    if out is None:
-        raise ConfigError("--out is required: the folder the run writes to")
     for needed, flag in (("data", "--data"), ("token_budget", "--tokens")):
         if needed not in tree:
             raise ConfigError(f"{flag} is required (or set {needed} in --config)")
     spec = TrainSpec.from_dict(tree, source=f"config {config}" if config else "options")
     check_trackers(log or [])  # unknown or not installed: one error before any work
     trackers = [tracker(name) for name in dict.fromkeys(log or [])]
+    quiet = not show_progress(progress, quiet)
     summary = train(spec, out, overwrite=overwrite, quiet=quiet, callbacks=trackers)
     table = Table(title=f"run {out}")
     table.add_column("", justify="left")
@@ -138,7 +170,7 @@ def train_command(
 def evaluate_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (e.g. RUN/model).")],
     data: Annotated[Path, typer.Option(help="Data set folder to evaluate on.")],
-    split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "eval",
+    split: SplitOption = "eval",
     limit: Annotated[
         int | None,
         typer.Option(
@@ -150,14 +182,19 @@ def evaluate_command(
     length: Annotated[int, typer.Option(help="Continuation tokens.")] = 16,
     icl: Annotated[bool, typer.Option("--icl/--no-icl", help="GINC ICL accuracy.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    out: Annotated[Path | None, typer.Option(help="Write the results as JSON here.")] = None,
+    out: Annotated[
+        Path | None, out_option("Write the results as JSON here (default: none).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """Loss, perplexity and gap to the oracle; continuation metrics; ICL exact match."""
     # lazy: the library loads torch (see divlab.cli)
     from divlab.evaluate.checkpoint import evaluate_checkpoint
 
-    result = evaluate_checkpoint(checkpoint, data, split, limit, prefix, length, icl, device)
+    result = evaluate_checkpoint(
+        checkpoint, data, split, limit, prefix, length, icl, device, show_progress(progress)
+    )
     if out:
         write_json(out, result)
     if as_json:
@@ -200,7 +237,7 @@ def merge_command(
     checkpoints: Annotated[
         list[Path], typer.Argument(help="Checkpoint folders of one architecture (RUN/model).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The merged checkpoint's folder.")],
+    out: Annotated[Path, out_option("The merged checkpoint's folder.")],
     weights: Annotated[
         str | None,
         typer.Option(help="Positive weights, one per checkpoint, e.g. 1,2 (default: uniform)."),

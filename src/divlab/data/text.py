@@ -36,6 +36,7 @@ import divlab
 from divlab.data.store import FORMAT_VERSION, tokenizer_summary
 from divlab.errors import ConfigError, DataError
 from divlab.io import atomic_directory, write_json
+from divlab.progress import bar
 
 DocumentSplit = Literal["line", "paragraph", "fortune"]
 DOCUMENT_SPLITS = ("line", "paragraph", "fortune")
@@ -417,14 +418,17 @@ def _write_split(
     token_type: pa.DataType,
     max_doc_tokens: int | None,
     path: Path,
+    progress: bool = False,
 ) -> dict:
-    """Tokenize ``texts[rows]`` and stream them to ``path`` a batch at a time."""
+    """Tokenize ``texts[rows]`` and stream them to ``path`` a batch at a time
+    (``progress``: a bar over the batches, on stderr)."""
     encode = _document_encoder(tokenizer)
     schema = _schema(token_type)
     token_dtype = np.uint16 if token_type == pa.uint16() else np.uint32
     n_tokens, n_truncated = 0, 0
     with pq.ParquetWriter(path, schema, compression=PARQUET_COMPRESSION) as writer:
-        for start in range(0, len(rows), WRITE_BATCH_DOCS):
+        starts = range(0, len(rows), WRITE_BATCH_DOCS)
+        for start in bar(starts, f"tokenizing {name}" if progress else None):
             batch_rows = rows[start : start + WRITE_BATCH_DOCS]
             batch_texts = [texts[i] for i in batch_rows]
             ids = encode(batch_texts)
@@ -471,6 +475,7 @@ def prepare_text(
     max_doc_tokens: int | None = None,
     limit: int | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Turn text corpora into a divlab data set folder ``out`` (see the module docstring).
 
@@ -483,7 +488,8 @@ def prepare_text(
     ``max_doc_tokens`` are cut to that many tokens and their ``text`` to what those tokens
     spell. Special tokens written inside a document are encoded as plain text, so the only
     special ids in a data set are the separators a reader adds. Same inputs and arguments,
-    same bytes. Nothing is left at ``out`` if anything fails.
+    same bytes. Nothing is left at ``out`` if anything fails. ``progress``: bars over the
+    tokenization, on stderr.
     """
     if (tokenizer is None) == (vocab_size is None):
         raise ConfigError("give exactly one of tokenizer (a path) and vocab_size (to train one)")
@@ -565,6 +571,7 @@ def prepare_text(
                 token_type,
                 max_doc_tokens,
                 tmp / f"{name}.parquet",
+                progress,
             )
             for name, rows in splits.items()
         }

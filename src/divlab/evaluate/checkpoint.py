@@ -45,8 +45,10 @@ def evaluate_checkpoint(
     length: int = 16,
     icl: bool = True,
     device: str = "auto",
+    progress: bool = False,
 ) -> dict:
-    """Loss / perplexity / oracle gap, continuation metrics and (GINC) ICL accuracy."""
+    """Loss / perplexity / oracle gap, continuation metrics and (GINC) ICL accuracy
+    (``progress``: a bar over the scored batches, on stderr)."""
 
     checkpoint, dataset = Path(checkpoint), open_dataset(data)
     if not (checkpoint / "config.json").exists():
@@ -61,7 +63,7 @@ def evaluate_checkpoint(
         "split": split,
         "split_docs": dataset.summary["splits"][split]["n_docs"],
     }
-    result["loss"] = eval_set.evaluate(model, wrapped.context)
+    result["loss"] = eval_set.evaluate(model, wrapped.context, progress=progress)
     if any(len(d) >= prefix + length for d in eval_set.documents[: limit or 64]):
         continuation = continuation_metrics(wrapped, eval_set, prefix, length, limit or 64)
     else:  # short documents (held-out sentences): their loss is still the answer

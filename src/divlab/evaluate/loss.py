@@ -17,19 +17,27 @@ from divlab.data.ginc.oracle import forward
 from divlab.data.store import TokenDataset
 from divlab.devices import autocast
 from divlab.errors import DataError
+from divlab.progress import bar
 
 
 def token_nll(
-    model, documents: list[np.ndarray], prefix_id: int, context: int, batch_size: int = 16
+    model,
+    documents: list[np.ndarray],
+    prefix_id: int,
+    context: int,
+    batch_size: int = 16,
+    progress: bool = False,
 ) -> list[np.ndarray]:
-    """Per-token negative log-likelihood (nats) of every token of every document."""
+    """Per-token negative log-likelihood (nats) of every token of every document
+    (``progress``: a bar over the batches, on stderr)."""
 
     device = next(model.parameters()).device
     out: list[np.ndarray] = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for first in range(0, len(documents), batch_size):
+        firsts = range(0, len(documents), batch_size)
+        for first in bar(firsts, "scoring documents" if progress else None):
             batch = documents[first : first + batch_size]
             lengths = np.array([len(d) for d in batch])
             width = int(lengths.max()) + 1
@@ -93,10 +101,10 @@ class EvalSet:
     def n_tokens(self) -> int:
         return int(sum(len(d) for d in self.documents))
 
-    def evaluate(self, model, context: int, batch_size: int = 16) -> dict:
+    def evaluate(self, model, context: int, batch_size: int = 16, progress: bool = False) -> dict:
         """Loss (nats/token), perplexity, per-concept loss, and on GINC the oracle loss and
         the gap, all token-weighted over the eval documents."""
-        nll = token_nll(model, self.documents, self.prefix_id, context, batch_size)
+        nll = token_nll(model, self.documents, self.prefix_id, context, batch_size, progress)
         total = np.concatenate(nll)
         result = {"loss": float(total.mean()), "perplexity": float(np.exp(total.mean()))}
         result["n_docs"], result["n_tokens"] = len(nll), int(total.size)

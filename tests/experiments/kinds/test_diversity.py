@@ -136,7 +136,7 @@ def test_killed_experiment_resumes_to_the_same_runs(tiny_experiment, tmp_path):
         "--out",
         str(out),
         "--no-report",
-        "--quiet",
+        "--no-progress",
     ]
     process = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -235,7 +235,7 @@ def test_curation_arms_train_on_curated_versions_of_the_same_data(tmp_path):
 
 
 def test_results_rebuilds_the_tables_from_the_run_folders(tiny_experiment, tmp_path):
-    """`divlab results SPEC --out FOLDER` gives the same table again, and keeps the
+    """`divlab results SPEC --folder FOLDER` gives the same table again, and keeps the
     hardware the runs ran on (a rebuild on another machine does not overwrite it)."""
     out, _ = tiny_experiment
     copy = tmp_path / "copy"
@@ -245,7 +245,7 @@ def test_results_rebuilds_the_tables_from_the_run_folders(tiny_experiment, tmp_p
     (copy / "experiment.json").write_text(json.dumps(record))
     (copy / "results.parquet").unlink()
     spec = write_spec(tmp_path / "tiny.yaml", tiny_spec())
-    result = CliRunner().invoke(app, ["results", str(spec), "--out", str(copy)])
+    result = CliRunner().invoke(app, ["results", str(spec), "--folder", str(copy)])
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(
         _table(copy).drop(columns="run_dir"), _table(out).drop(columns="run_dir")
