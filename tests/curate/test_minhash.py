@@ -7,6 +7,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from divlab.curate.minhash import (
     PRESETS,
@@ -184,3 +186,23 @@ def test_normalise_fast_path_equals_the_regex_recipe():
     for _ in range(500):
         text = "".join(rng.choice(alphabet, size=80))
         assert normalise(text) == recipe(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(st.characters(codec="utf-8"), max_size=40), max_size=12),
+    st.sampled_from(["char", "word"]),
+    st.integers(1, 6),
+)
+def test_batched_signatures_equal_one_document_at_a_time(texts, shingle, n):
+    """``signatures`` hashes the windows of many documents in one pass; every row must
+    equal ``MinHasher.signature`` of that document alone (boundaries, short and empty
+    documents, non-ASCII text)."""
+    config = MinHashSettings(shingle, n, 32)
+    hasher = MinHasher(32, config.seed)
+    alone = [hasher.signature(shingle_hashes(t, config, distinct=False)) for t in texts]
+    assert np.array_equal(signatures(texts, config), np.array(alone).reshape(-1, 32))
+    tokens = [np.frombuffer(t.encode(), np.uint8) for t in texts]
+    config = MinHashSettings("token", n, 32)
+    alone = [hasher.signature(shingle_hashes(t, config, distinct=False)) for t in tokens]
+    assert np.array_equal(signatures(tokens, config), np.array(alone).reshape(-1, 32))

@@ -1,0 +1,493 @@
+"""Curation of raw corpora, file to file: JSONL / Parquet / save_to_disk in, the same out.
+
+``dedup_corpus(inputs, out)`` removes exact or near-duplicate documents of a raw corpus
+(:mod:`divlab.curate.records`) in bounded memory, whatever its size:
+
+1. **sign** — the corpus is read in batches of ``batch_records`` records (never across
+   two files); each batch is parsed and signed in a worker (``workers`` processes, or
+   Ray tasks): exact dedup keeps one 64-bit hash of the normalised text per document,
+   near dedup the LSH band keys of its MinHash signature (``minhash.band_keys``: 8 bytes
+   per band). Each batch's keys are spilled to ``.<OUT>.work/`` through a temporary name
+   and a rename: a killed run resumes at the first unsigned batch (the work folder
+   records the input files' sizes and times and the settings; a change starts over).
+2. **link** — band by band, the keys of every batch are read back (memory-mapped), sorted
+   and consecutive equal keys linked: memory is 8 bytes per document per band plus the
+   edges, never the signatures. ``verify`` re-reads only the documents on a candidate
+   edge and keeps the edges whose exact Jaccard reaches the threshold.
+3. **cluster** — connected components of the edge list (scipy); one document kept per
+   cluster by ``keep`` (``first`` in reading order, or ``longest``, ties to the first):
+   the kept set depends only on the documents and their order, not on the number of
+   files, batches, workers or the executor.
+4. **write** — a second pass copies the kept records, in their format, under their
+   relative names, into ``OUT/``; ``OUT/curation/removed.parquet`` lists every removed
+   record (``doc_index``, ``file``, ``record``, ``line``, ``reason``, ``cluster``, and the
+   kept document it duplicates: ``kept_doc_index``, ``kept_file``, ``kept_record``) and
+   ``OUT/curation/report.json`` the settings, the counts, the keep rule and the time of
+   each stage. ``OUT`` appears whole or not at all.
+
+Bad records (not JSON, not UTF-8, no text field; :func:`records.parse`) are counted: the
+run stops at the first batch holding one unless ``skip_bad``, which drops them and lists
+them in ``removed.parquet`` with their reason.
+
+``filter_corpus`` is the in-memory counterpart for the model-based methods (perplexity
+band, SemDeDup, D4): it reads every text, asks a ``select`` function which to keep, and
+writes the same outputs.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from divlab.curate.minhash import (
+    MinHashSettings,
+    band_keys,
+    clusters,
+    keep_per_cluster,
+    linked_pairs,
+    normalise,
+    settings_for,
+    signatures,
+    unique_pairs,
+    verified,
+)
+from divlab.curate.records import (
+    Batch,
+    CorpusFile,
+    check_readable,
+    corpus_files,
+    fingerprint,
+    parse,
+    read_batches,
+    write_kept,
+)
+from divlab.errors import ConfigError, DataError
+from divlab.io import atomic_directory, atomic_file, read_json, write_json, write_table
+from divlab.optional import require_ray
+from divlab.progress import counter
+
+BATCH_RECORDS = 10_000  # records per batch: ~20 MB of 2 KB documents in flight per worker
+KEEP_RULES = {
+    "first": "the first document of its cluster in reading order",
+    "longest": "the longest document of its cluster (ties: the first in reading order)",
+}
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """What a worker needs to sign a batch (picklable)."""
+
+    method: str
+    settings: MinHashSettings
+    text_field: str
+
+    def __call__(self, batch: Batch) -> dict:
+        texts, bad, reasons = parse(batch, self.text_field)
+        if self.method == "exact":
+            digests = [xxhash.xxh3_64_intdigest(normalise(t).encode("utf-8")) for t in texts]
+            keys = np.array(digests, dtype=np.uint64).reshape(1, -1)
+        else:
+            keys = band_keys(signatures(texts, self.settings), *self.settings.band_shape())
+        return {
+            "keys": keys,
+            "lengths": np.array([len(t) for t in texts], dtype=np.int64),
+            "bad": bad,
+            "reasons": np.array(reasons, dtype=str),
+            "lines": batch.line_numbers,
+        }
+
+
+@dataclass
+class _Chunk:
+    file: int
+    first: int
+    size: int
+    path: Path  # the .npz of lengths, bad records and line numbers; keys beside it
+
+
+def _check_out(inputs, out: Path, overwrite: bool) -> None:
+    for path in [inputs] if isinstance(inputs, str | Path) else inputs:
+        source = Path(path).resolve()
+        if out.resolve() == source or source in out.resolve().parents:
+            raise ConfigError(f"--out {out} must not be the input or inside it")
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
+
+
+def _work_folder(out: Path, manifest: dict) -> Path:
+    """``.<OUT>.work`` beside ``out``, kept when it was made for this input and these
+    settings (a resumed run), emptied otherwise."""
+    work = out.parent / f".{out.name}.work"
+    marker = work / "manifest.json"
+    if work.exists() and (not marker.exists() or read_json(marker) != manifest):
+        shutil.rmtree(work)
+    (work / "chunks").mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        write_json(marker, manifest)
+    return work
+
+
+def _apply(work: Callable[[Batch], dict], batch: Batch) -> dict:
+    return work(batch)
+
+
+def _in_order(
+    jobs: Iterator[Batch], work: Callable[[Batch], dict], workers: int, executor: str
+) -> Iterator[tuple[Batch, dict]]:
+    """(batch, work(batch)) in the order of ``jobs``, at most 2 x ``workers`` in flight."""
+    if executor == "ray":
+        ray = require_ray()
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(num_cpus=1)(_apply)
+        submit, result = (lambda b: remote.remote(work, b)), ray.get
+    elif workers == 1:
+        for batch in jobs:
+            yield batch, work(batch)
+        return
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        submit, result = (lambda b: pool.submit(work, b)), (lambda f: f.result())
+    pending: collections.deque = collections.deque()
+    try:
+        for batch in jobs:
+            pending.append((batch, submit(batch)))
+            if len(pending) >= 2 * workers:
+                done, future = pending.popleft()
+                yield done, result(future)
+        while pending:
+            done, future = pending.popleft()
+            yield done, result(future)
+    finally:
+        if executor != "ray" and workers > 1:
+            pool.shutdown(cancel_futures=True)
+
+
+def _sign(
+    files: list[CorpusFile],
+    signer: _Signer,
+    work: Path,
+    batch_records: int,
+    workers: int,
+    executor: str,
+    skip_bad: bool,
+    progress: bool,
+) -> list[_Chunk]:
+    chunks: list[_Chunk] = []
+
+    def unsigned(advance) -> Iterator[Batch]:
+        for batch in read_batches(files, signer.text_field, batch_records):
+            path = work / "chunks" / f"{batch.file:05d}-{batch.first:012d}.npz"
+            chunks.append(_Chunk(batch.file, batch.first, len(batch), path))
+            if path.exists():  # signed before a kill: its completion marker is there
+                advance(len(batch))
+            else:
+                yield batch
+
+    with counter("signing" if progress else None) as advance:
+        for batch, signed in _in_order(unsigned(advance), signer, workers, executor):
+            path = work / "chunks" / f"{batch.file:05d}-{batch.first:012d}.npz"
+            with atomic_file(path.with_suffix(".keys.npy")) as tmp, open(tmp, "wb") as f:
+                np.save(f, signed.pop("keys"))
+            with atomic_file(path) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **signed)  # last: the batch's completion marker
+            advance(len(batch))
+            if len(signed["bad"]) and not skip_bad:
+                _refuse_bad(files[batch.file], batch.first, signed)
+    for chunk in chunks if not skip_bad else []:  # batches signed by an earlier run
+        with np.load(chunk.path) as saved:
+            if len(saved["bad"]):
+                _refuse_bad(files[chunk.file], chunk.first, dict(saved))
+    return chunks
+
+
+def _refuse_bad(f: CorpusFile, first: int, signed: dict) -> None:
+    i, why = int(signed["bad"][0]), str(signed["reasons"][0])
+    where = f"line {int(signed['lines'][i])}" if len(signed["lines"]) else f"row {first + i}"
+    raise DataError(
+        f"{f.path}: {len(signed['bad'])} bad record(s) in records {first:,}-"
+        f"{first + len(signed['lengths']) - 1:,} (first: {where}: {why}); fix them, or pass "
+        "--skip-bad to drop them (they are then listed in curation/removed.parquet)"
+    )
+
+
+@dataclass
+class _Index:
+    """Where each document of the corpus comes from, from the spilled batches."""
+
+    n: int
+    file_of: np.ndarray
+    record_of: np.ndarray
+    lines: np.ndarray  # JSONL line number, -1 for table rows
+    lengths: np.ndarray
+    bad: np.ndarray  # bool
+    reasons: dict[int, str]
+
+
+def _index(chunks: list[_Chunk]) -> _Index:
+    files, records, lines, lengths, bad, reasons, start = [], [], [], [], [], {}, 0
+    for chunk in chunks:
+        with np.load(chunk.path) as saved:
+            files.append(np.full(chunk.size, chunk.file))
+            records.append(chunk.first + np.arange(chunk.size))
+            lines.append(saved["lines"] if len(saved["lines"]) else np.full(chunk.size, -1))
+            lengths.append(saved["lengths"])
+            is_bad = np.zeros(chunk.size, dtype=bool)
+            is_bad[saved["bad"]] = True
+            bad.append(is_bad)
+            reasons.update(
+                zip((start + saved["bad"]).tolist(), saved["reasons"].tolist(), strict=True)
+            )
+        start += chunk.size
+
+    def joined(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+
+    return _Index(
+        start, joined(files, np.int64), joined(records, np.int64), joined(lines, np.int64),
+        joined(lengths, np.int64), joined(bad, bool), reasons,
+    )  # fmt: skip
+
+
+def _link(chunks: list[_Chunk], index: _Index) -> np.ndarray:
+    """Candidate pairs, band by band from the memory-mapped spills."""
+    if not chunks:
+        return np.empty((0, 2), dtype=np.int64)
+    keys = [np.load(c.path.with_suffix(".keys.npy"), mmap_mode="r") for c in chunks]
+    good = np.flatnonzero(~index.bad)
+    edges = []
+    for band in range(keys[0].shape[0]):
+        column = np.concatenate([k[band] for k in keys])
+        edges.append(linked_pairs(column[good], good))
+    return unique_pairs(edges)
+
+
+def _texts_of(
+    files: list[CorpusFile], wanted: np.ndarray, text_field: str, batch_records: int
+) -> dict[int, str]:
+    """The texts of the documents ``wanted`` (sorted global indices), by re-reading."""
+    texts, start = {}, 0
+    for batch in read_batches(files, text_field, batch_records):
+        lo, hi = np.searchsorted(wanted, [start, start + len(batch)])
+        if hi > lo:
+            parsed = parse(batch, text_field)[0]
+            texts.update({int(i): parsed[int(i) - start] for i in wanted[lo:hi]})
+        start += len(batch)
+    return texts
+
+
+def dedup_corpus(
+    inputs,
+    out: str | Path,
+    method: Literal["exact", "near"] = "near",
+    settings: MinHashSettings | None = None,
+    text_field: str = "text",
+    keep: Literal["first", "longest"] = "first",
+    verify: bool = False,
+    workers: int = 1,
+    executor: Literal["local", "ray"] = "local",
+    batch_records: int = BATCH_RECORDS,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Deduplicate the raw corpus ``inputs`` (a file, files or a folder) into the folder
+    ``out``; returns the report (also in ``out/curation/report.json``)."""
+    timings, started = {}, time.perf_counter()
+    out = Path(out)
+    files = corpus_files(inputs)
+    _check_out(inputs, out, overwrite)
+    if method not in ("exact", "near"):
+        raise ConfigError(f"unknown dedup method {method!r}; use exact or near")
+    if keep not in KEEP_RULES:
+        raise ConfigError(f"unknown keep rule {keep!r}; use {' or '.join(KEEP_RULES)}")
+    if workers < 1 or batch_records < 1:
+        raise ConfigError("workers and batch_records must be >= 1")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {executor!r}; use local or ray")
+    settings = settings or settings_for(is_text=True)
+    if settings.shingle == "token":
+        raise ConfigError("a raw corpus is text: use char or word shingles, not token")
+    bands, rows = settings.band_shape()
+    check_readable(files, text_field)
+    signer = _Signer(method, settings, text_field)
+    manifest = {
+        "inputs": fingerprint(files),
+        "signer": {"method": method, "settings": asdict(settings), "field": text_field},
+        "batch_records": batch_records,
+    }
+    work = _work_folder(out, manifest)
+    chunks = _sign(files, signer, work, batch_records, workers, executor, skip_bad, progress)
+    timings["sign"] = time.perf_counter() - started
+
+    index = _index(chunks)
+    edges = _link(chunks, index)
+    candidates = len(edges)
+    if verify and method == "near" and len(edges):
+        wanted = np.unique(edges)
+        edges = verified(edges, _texts_of(files, wanted, text_field, batch_records), settings)
+    cluster = clusters(index.n, edges)
+    kept = keep_per_cluster(cluster, index.lengths if keep == "longest" else None)
+    kept &= ~index.bad
+    timings["link_and_cluster"] = time.perf_counter() - started - timings["sign"]
+
+    reason = "exact duplicate" if method == "exact" else "near duplicate"
+    removed = _removed_table(files, index, cluster, kept, reason)
+    sizes = np.bincount(cluster[~index.bad]) if index.n else np.zeros(1, np.int64)
+    used = {"normalised": True}
+    if method == "near":
+        used = {**asdict(settings), "bands": bands, "rows": rows, "verify": verify}
+    report = {
+        "method": method,
+        "source": [str(f.path) for f in files],
+        "format": sorted({f.format for f in files}),
+        "text_field": text_field,
+        "settings": used,
+        "keep_rule": f"{keep}: {KEEP_RULES[keep]}",
+        "documents_in": index.n,
+        "bad_records": int(index.bad.sum()),
+        "bad_reasons": dict(collections.Counter(index.reasons.values())),
+        "kept": int(kept.sum()),
+        "removed": int((~kept).sum()),
+        "candidate_pairs": candidates,
+        "duplicate_clusters": int((sizes > 1).sum()),
+        "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+        "workers": workers,
+        "executor": executor,
+    }
+    _write(
+        files, kept, out, removed, report, timings, started, text_field, batch_records, overwrite
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _removed_table(
+    files: list[CorpusFile], index: _Index, cluster: np.ndarray, kept: np.ndarray, reason: str
+) -> pa.Table:
+    gone = np.flatnonzero(~kept)
+    representative = np.full(cluster.max() + 1 if len(cluster) else 0, -1, dtype=np.int64)
+    representative[cluster[kept]] = np.flatnonzero(kept)
+    kept_of = np.where(index.bad[gone], -1, representative[cluster[gone]])
+    names = np.array([str(f.relative) for f in files] + [None], dtype=object)
+    lines = index.lines[gone]
+    return pa.table(
+        {
+            "doc_index": gone.astype(np.int64),
+            "file": names[index.file_of[gone]].tolist(),
+            "record": index.record_of[gone],
+            "line": pa.array(lines, mask=lines < 0),
+            "reason": [
+                f"bad record: {index.reasons[i]}" if index.bad[i] else reason for i in gone.tolist()
+            ],
+            "cluster": np.where(index.bad[gone], -1, cluster[gone]).astype(np.int64),
+            "kept_doc_index": kept_of,
+            "kept_file": names[np.where(kept_of >= 0, index.file_of[kept_of], -1)].tolist(),
+            "kept_record": pa.array(index.record_of[kept_of], mask=kept_of < 0),
+        }
+    )
+
+
+def _write(files, kept, out, removed, report, timings, started, text_field, batch_records,
+           overwrite) -> None:  # fmt: skip
+    """The kept records, ``curation/removed.parquet`` and ``curation/report.json``, as one
+    folder that appears whole."""
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        write_kept(files, kept, tmp, text_field, batch_records)
+        write_table(removed, tmp / "curation" / "removed.parquet")
+        timings["write"] = time.perf_counter() - started - sum(timings.values())
+        report["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        total = sum(timings.values())
+        report["docs_per_second"] = round(report["documents_in"] / total, 1) if total else None
+        write_json(tmp / "curation" / "report.json", report)
+
+
+def filter_corpus(
+    inputs,
+    out: str | Path,
+    select: Callable[[list[str]], tuple[np.ndarray, dict[str, np.ndarray], dict]],
+    method: str,
+    text_field: str = "text",
+    skip_bad: bool = False,
+    overwrite: bool = False,
+) -> dict:
+    """Curate a raw corpus with a method that needs every text at once (a perplexity
+    band, SemDeDup, D4): ``select(texts)`` returns (keep mask, per-document columns for
+    the removed list, e.g. the perplexity or the cluster, and the method's report
+    fields). The outputs are those of :func:`dedup_corpus`."""
+    started = time.perf_counter()
+    out = Path(out)
+    files = corpus_files(inputs)
+    _check_out(inputs, out, overwrite)
+    check_readable(files, text_field)
+    texts, bad, reasons, lines, file_of, record_of = [], [], {}, [], [], []
+    for batch in read_batches(files, text_field, BATCH_RECORDS):
+        parsed, batch_bad, why = parse(batch, text_field)
+        if len(batch_bad) and not skip_bad:
+            signed = {"bad": batch_bad, "reasons": np.array(why), "lines": batch.line_numbers,
+                      "lengths": np.zeros(len(batch))}  # fmt: skip
+            _refuse_bad(files[batch.file], batch.first, signed)
+        reasons.update(zip((len(texts) + batch_bad).tolist(), why, strict=True))
+        is_bad = np.zeros(len(batch), dtype=bool)
+        is_bad[batch_bad] = True
+        bad.append(is_bad)
+        lines.append(batch.line_numbers if len(batch.line_numbers) else np.full(len(batch), -1))
+        file_of.append(np.full(len(batch), batch.file))
+        record_of.append(batch.first + np.arange(len(batch)))
+        texts.extend(parsed)
+    if not texts:
+        raise DataError(f"the corpus {', '.join(str(f.path) for f in files)} has no records")
+    is_bad = np.concatenate(bad)
+    good = np.flatnonzero(~is_bad)
+    keep_good, columns, fields = select([texts[i] for i in good])
+    kept = np.zeros(len(texts), dtype=bool)
+    kept[good[keep_good]] = True
+    file_of, record_of, lines = (np.concatenate(a) for a in (file_of, record_of, lines))
+    index = _Index(len(texts), file_of, record_of, lines, np.zeros(len(texts)), is_bad, reasons)
+    gone = np.flatnonzero(~kept)
+    names = np.array([str(f.relative) for f in files], dtype=object)
+    position = np.full(len(texts), -1)
+    position[good] = np.arange(len(good))
+    removed = {
+        "doc_index": gone.astype(np.int64),
+        "file": names[index.file_of[gone]].tolist(),
+        "record": index.record_of[gone],
+        "line": pa.array(index.lines[gone], mask=index.lines[gone] < 0),
+    }
+    reason_column = columns.pop("reason", None)
+    removed["reason"] = [
+        f"bad record: {reasons[i]}" if is_bad[i] else (
+            str(reason_column[position[i]]) if reason_column is not None else method
+        ) for i in gone.tolist()
+    ]  # fmt: skip
+    for name, values in columns.items():
+        full = np.full(len(texts), np.nan if np.asarray(values).dtype.kind == "f" else -1)
+        full[good] = values
+        removed[name] = pa.array(full[gone], mask=is_bad[gone])
+    report = {
+        "method": method,
+        "source": [str(f.path) for f in files],
+        "format": sorted({f.format for f in files}),
+        "text_field": text_field,
+        **fields,
+        "documents_in": len(texts),
+        "bad_records": int(is_bad.sum()),
+        "bad_reasons": dict(collections.Counter(reasons.values())),
+        "kept": int(kept.sum()),
+        "removed": int((~kept).sum()),
+    }
+    timings = {"select": time.perf_counter() - started}
+    _write(files, kept, out, pa.table(removed), report, timings, started, text_field,
+           BATCH_RECORDS, overwrite)  # fmt: skip
+    return report
