@@ -3,6 +3,7 @@ a YAML file turns validation errors into one ConfigError naming each bad field."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
@@ -35,13 +36,44 @@ class Spec(BaseModel):
         if not isinstance(data, dict):
             raise ConfigError(f"invalid {source}: expected a mapping of fields")
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(tiny_scale(data))
         except ValidationError as e:
             raise ConfigError(format_validation_error(e, source, model=cls)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
         return cls.from_dict(load_yaml(path), source=f"config {path}")
+
+
+# DIVLAB_TINY=1: the caps of tiny_scale (sizes of data, budgets, Task2Vec batches; every
+# model preset becomes tiny)
+TINY_CAPS = {"doc_length": 256, "n_docs": 32, "n_batches": 4, "batch_size": 8, "n_prompts": 8}
+TINY_TOKENS = 8192  # token_budget and every *_tokens field
+
+
+def tiny_scale(tree: dict) -> dict:
+    """``tree`` as it is, or, with ``DIVLAB_TINY=1`` in the environment, a copy with every
+    size capped (:data:`TINY_CAPS`, :data:`TINY_TOKENS`, at any depth): the one hook
+    through which the README's test (tests/test_readme.py) runs every command of the
+    README in seconds (``divlab.cli.measure`` passes its Task2Vec settings through it too).
+    Only sizes change."""
+    if os.environ.get("DIVLAB_TINY") != "1":
+        return tree
+
+    def cap(key: object, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: cap(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cap(None, v) for v in value]
+        if key == "preset" and isinstance(value, str):
+            return "tiny"  # the smallest model preset
+        if not isinstance(value, int) or isinstance(value, bool) or not isinstance(key, str):
+            return value
+        if key == "token_budget" or key.endswith("_tokens"):
+            return min(value, TINY_TOKENS)
+        return min(value, TINY_CAPS.get(key, value))
+
+    return cap(None, tree)
 
 
 def other_file_kind(data: dict) -> str | None:

@@ -21,6 +21,7 @@ from divlab.cli.common import (
 )
 from divlab.errors import ConfigError
 from divlab.io import write_json
+from divlab.specs import tiny_scale
 
 if TYPE_CHECKING:  # annotations only
     from divlab.measure import DiversitySettings
@@ -57,7 +58,7 @@ def _measure_settings(**fields) -> DiversitySettings:
         raise ConfigError("--estimator must be closed-form or montecarlo")
     if fields["construction"] not in ("blocks", "documents"):
         raise ConfigError("--construction must be blocks or documents")
-    return DiversitySettings(**fields)
+    return DiversitySettings(**tiny_scale(fields))  # DIVLAB_TINY: the README's test
 
 
 ProbeOption = Annotated[
