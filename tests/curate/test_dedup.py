@@ -71,7 +71,7 @@ def test_near_dedup_on_ginc_and_the_cli(tmp_path):
     table = open_dataset(source).table("train").to_pandas()
     unedited = ((table.duplicate_of >= 0) & (table.n_duplicate_edits == 0)).sum()
     assert exact["removed"] == unedited  # only copies that drew no substitution
-    result = run_cli("curate", "dedup", str(source), str(tmp_path / "near"), "--verify")
+    result = run_cli("curate", "dedup", str(source), "--out", str(tmp_path / "near"), "--verify")
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "near" / "curation" / "report.json").read_text())
     planted = (table.duplicate_of >= 0).sum()
@@ -107,8 +107,10 @@ def test_text_data_and_bad_input(tmp_path):
     assert len(set(exact_clusters(rows))) == len(docs)
     with pytest.raises(ConfigError, match="must differ from the input"):
         dedup_dataset(data, data)
+    # the output folder as a second argument: the old spelling of --out, still working
     result = run_cli("curate", "dedup", str(data), str(tmp_path / "x"), "--shingle", "token")
     assert result.returncode == 2 and "not token shingles" in result.stderr
+    assert "second argument is deprecated; use --out OUT" in " ".join(result.stderr.split())
 
 
 def test_a_curated_ginc_set_tells_the_truth_about_itself(tmp_path):

@@ -3,12 +3,17 @@ documents noised (ground truth), the dropped 20 % are mostly the noisy ones."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from divlab.cli import app
 from divlab.curate.perplexity import perplexity_filter
 from divlab.data.ginc import GincSpec, generate
 from divlab.data.store import open_dataset
+from divlab.data.text import load_tokenizer
 from divlab.errors import ConfigError
 from divlab.train import TrainSpec, train
 
@@ -75,8 +80,9 @@ def test_cli_ppl_filter(noisy, tmp_path):
         "curate",
         "ppl-filter",
         str(data),
+        "--out",
         str(tmp_path / "out"),
-        "--model",
+        "--model",  # the old spelling of --checkpoint: works, with a deprecation line
         str(model),
         "--keep-high",
         "0.5",
@@ -85,3 +91,27 @@ def test_cli_ppl_filter(noisy, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "kept 100 of 200 documents" in " ".join(result.stdout.split())
+    assert "--model is deprecated; use --checkpoint" in " ".join(result.stderr.split())
+
+
+def test_a_raw_corpus_is_scored_with_the_models_own_tokenizer(noisy, tmp_path):
+    """The GINC documents written as JSONL text: the raw path tokenizes them with the
+    checkpoint's tokenizer and keeps exactly the documents the data-set path keeps."""
+    data, model = noisy
+    dataset = open_dataset(data)
+    tokenizer = load_tokenizer(model)
+    texts = [tokenizer.decode(d) for d in dataset.documents("train")]
+    assert [list(i) for i in tokenizer(texts[:3], add_special_tokens=False)["input_ids"]] == [
+        list(d) for d in dataset.documents("train")[:3]
+    ]  # the text round-trips to the same tokens
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    args = ["curate", "ppl-filter", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "raw"),
+            "--checkpoint", str(model), "--keep-high", "0.8", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    perplexity_filter(data, tmp_path / "set", model, 0.0, 0.8, device="cpu")
+    raw = pd.read_parquet(tmp_path / "raw" / "curation" / "removed.parquet")
+    by_set = pd.read_parquet(tmp_path / "set" / "curation" / "removed.parquet")
+    ids = dataset.table("train").column("doc_id").to_pylist()
+    assert [ids[i] for i in raw.doc_index] == by_set.doc_id.tolist()
+    assert raw.perplexity.to_numpy() == pytest.approx(by_set.perplexity.to_numpy(), rel=1e-5)

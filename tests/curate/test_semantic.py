@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 pytest.importorskip("faiss", reason="needs faiss-cpu (pip install 'divlab[semantic]')")
 pytest.importorskip("sentence_transformers", reason="needs sentence-transformers")
 
+from divlab.cli import app
 from divlab.curate.semantic import d4, embed_texts, redundancy, semdedup, spherical_kmeans
 from divlab.errors import ConfigError
 
@@ -89,6 +92,7 @@ def test_cli_semdedup_on_a_text_data_set(planted, tmp_path):
         "curate",
         "semdedup",
         str(data),
+        "--out",
         str(tmp_path / "out"),
         "--ratio",
         str(N / (N + COPIES)),
@@ -100,5 +104,24 @@ def test_cli_semdedup_on_a_text_data_set(planted, tmp_path):
     assert f"embedding {N + COPIES:,} documents" in result.stderr  # a bar while it embeds
     report = json.loads((tmp_path / "out" / "curation" / "report.json").read_text())
     assert report["removed"] == COPIES and report["kept"] == N
-    result = run_cli("curate", "d4", str(data), str(tmp_path / "bad"), "--r-dedup", "0.4")
+    result = run_cli("curate", "d4", str(data), "-o", str(tmp_path / "bad"), "--r-dedup", "0.4")
     assert result.returncode == 2 and "r_proto" in result.stderr
+
+
+def test_semdedup_on_a_raw_jsonl_corpus_keeps_its_fields(planted, tmp_path):
+    """The same planted copies removed straight from JSONL: the kept lines are the input's
+    lines, byte for byte, and the removed list carries each one's cluster and redundancy."""
+    documents, _ = planted
+    lines = [json.dumps({"text": t, "n": i}) for i, t in enumerate(documents)]
+    (tmp_path / "c.jsonl").write_text("".join(line + "\n" for line in lines))
+    out = tmp_path / "out"
+    args = ["curate", "semdedup", str(tmp_path / "c.jsonl"), "--out", str(out),
+            "--ratio", str(N / (N + COPIES)), "--clusters", "10"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    removed = pd.read_parquet(out / "curation" / "removed.parquet")
+    assert len(removed) == COPIES and sum(_planted_pair(i) for i in removed.doc_index) >= 18
+    assert (removed.redundancy > 0.8).all() and (removed.cluster >= 0).all()
+    assert (removed.reason == "duplicate").all()
+    kept = (out / "c.jsonl").read_text().splitlines()
+    assert kept == [line for i, line in enumerate(lines) if i not in set(removed.doc_index)]

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from divlab.curate.corpus import filter_corpus
 from divlab.curate.dedup import open_for_curation, write_curated
 from divlab.errors import ConfigError
 from divlab.evaluate.model import load_model
@@ -195,16 +196,7 @@ def semantic_dataset(
         vectors = embed_tokens(
             dataset.documents(split), embedder, dataset.eos_token_id, progress=progress
         )
-    if method == "semdedup":
-        if eps is None and ratio is None:
-            eps = 0.05
-        result = semdedup(vectors, n_clusters, eps=eps, ratio=ratio, seed=seed)
-        settings = {"eps": eps, "ratio": ratio}
-    elif method == "d4":
-        result = d4(vectors, n_clusters, r_dedup, r_proto, seed)
-        settings = {"r_dedup": r_dedup, "r_proto": r_proto}
-    else:
-        raise ConfigError(f"unknown semantic method {method!r}; use semdedup or d4")
+    result, settings = _select(vectors, method, n_clusters, eps, ratio, r_dedup, r_proto, seed)
     doc_ids = table.column("doc_id").to_numpy()
     gone = ~result.keep
     removed = pa.table(
@@ -219,10 +211,56 @@ def semantic_dataset(
         "method": method,
         "split": split,
         "source": str(dataset.path),
-        "settings": {**settings, "embedder": embedder, "n_clusters": n_clusters, "seed": seed},
+        "settings": {**settings, "embedder": embedder},
         "documents_in": len(vectors),
         "kept": int(result.keep.sum()),
         "removed": int(gone.sum()),
     }
     write_curated(dataset, split, table, result.keep, removed, report, out, overwrite)
     return report
+
+
+def _select(vectors, method, n_clusters, eps, ratio, r_dedup, r_proto, seed):
+    """(SemanticResult, the settings used) of SemDeDup (default eps 0.05) or D4."""
+    if method == "semdedup":
+        if eps is None and ratio is None:
+            eps = 0.05
+        result = semdedup(vectors, n_clusters, eps=eps, ratio=ratio, seed=seed)
+        settings = {"eps": eps, "ratio": ratio}
+    elif method == "d4":
+        result = d4(vectors, n_clusters, r_dedup, r_proto, seed)
+        settings = {"r_dedup": r_dedup, "r_proto": r_proto}
+    else:
+        raise ConfigError(f"unknown semantic method {method!r}; use semdedup or d4")
+    return result, {**settings, "n_clusters": n_clusters, "seed": seed}
+
+
+def semantic_corpus(
+    inputs,
+    out: str | Path,
+    method: str = "semdedup",
+    embedder: str = "minilm",
+    n_clusters: int = 20,
+    eps: float | None = None,
+    ratio: float | None = None,
+    r_dedup: float = 0.75,
+    r_proto: float = 0.5,
+    text_field: str = "text",
+    seed: int = 0,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """SemDeDup or D4 on a raw corpus (:mod:`divlab.curate.corpus`), the texts embedded
+    with ``embedder`` (a sentence-transformers folder or ``minilm``)."""
+    if method not in ("semdedup", "d4"):
+        raise ConfigError(f"unknown semantic method {method!r}; use semdedup or d4")
+
+    def select(texts: list[str]):
+        vectors = embed_texts(texts, embedder, progress=progress)
+        result, settings = _select(vectors, method, n_clusters, eps, ratio, r_dedup, r_proto, seed)
+        columns = {"cluster": result.cluster.astype(np.int64), "redundancy": result.redundancy,
+                   "reason": result.reason}  # fmt: skip
+        return result.keep, columns, {"settings": {**settings, "embedder": embedder}}
+
+    return filter_corpus(inputs, out, select, method, text_field, skip_bad, overwrite)
