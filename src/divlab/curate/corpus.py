@@ -77,7 +77,9 @@ from divlab.io import atomic_directory, atomic_file, read_json, write_json, writ
 from divlab.optional import require_ray
 from divlab.progress import counter
 
-BATCH_RECORDS = 10_000  # records per batch: ~20 MB of 2 KB documents in flight per worker
+# records per batch: small enough that two workers share even a small corpus, large enough
+# that a batch's fixed costs (spill files, inter-process copy) stay under 1 %
+BATCH_RECORDS = 2_000
 KEEP_RULES = {
     "first": "the first document of its cluster in reading order",
     "longest": "the longest document of its cluster (ties: the first in reading order)",
@@ -91,6 +93,8 @@ class _Signer:
     method: str
     settings: MinHashSettings
     text_field: str
+    bands: int
+    rows: int
 
     def __call__(self, batch: Batch) -> dict:
         texts, bad, reasons = parse(batch, self.text_field)
@@ -98,7 +102,7 @@ class _Signer:
             digests = [xxhash.xxh3_64_intdigest(normalise(t).encode("utf-8")) for t in texts]
             keys = np.array(digests, dtype=np.uint64).reshape(1, -1)
         else:
-            keys = band_keys(signatures(texts, self.settings), *self.settings.band_shape())
+            keys = band_keys(signatures(texts, self.settings), self.bands, self.rows)
         return {
             "keys": keys,
             "lengths": np.array([len(t) for t in texts], dtype=np.int64),
@@ -321,7 +325,7 @@ def dedup_corpus(
         raise ConfigError("a raw corpus is text: use char or word shingles, not token")
     bands, rows = settings.band_shape()
     check_readable(files, text_field)
-    signer = _Signer(method, settings, text_field)
+    signer = _Signer(method, settings, text_field, bands, rows)
     manifest = {
         "inputs": fingerprint(files),
         "signer": {"method": method, "settings": asdict(settings), "field": text_field},

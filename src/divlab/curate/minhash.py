@@ -28,9 +28,6 @@ from typing import Literal
 
 import numpy as np
 import xxhash
-from datasketch.lsh import _optimal_param
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from divlab.errors import ConfigError
 
@@ -90,6 +87,9 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+    # imported here (as scipy in `clusters`): a signing worker needs neither (0.4 s each)
+    from datasketch.lsh import _optimal_param
+
     return tuple(int(v) for v in _optimal_param(threshold, num_perm, 0.5, 0.5))
 
 
@@ -355,6 +355,8 @@ def candidate_edges(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 def clusters(n_docs: int, edges: np.ndarray) -> np.ndarray:
     """Connected components of the duplicate graph: a cluster id per document."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     graph = coo_matrix(
         (np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n_docs, n_docs)
