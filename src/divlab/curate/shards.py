@@ -1,14 +1,15 @@
-"""Curation over a folder of Parquet shards, locally or on Ray Data.
+"""SemDeDup over a folder of Parquet shards, locally or on Ray Data.
 
-The per-document work runs per shard, in parallel: MinHash signatures (near dedup) or
-sentence embeddings (SemDeDup). Each shard's result is written to
-``OUT/<stage>/<shard>.parquet`` through a temporary name and a rename — the file's
-presence is the shard's completion marker, so a relaunch skips finished shards and redoes
-only one that was killed. On Ray, a shard is read and processed by Ray Data
+(Near dedup of shards is :func:`divlab.curate.corpus.dedup_corpus`, which reads the same
+folders, streams, and writes the kept rows back as Parquet.)
+
+The sentence embeddings are computed per shard, in parallel. Each shard's result is
+written to ``OUT/<stage>/<shard>.parquet`` through a temporary name and a rename — the
+file's presence is the shard's completion marker, so a relaunch skips finished shards and
+redoes only one that was killed. On Ray, a shard is read and processed by Ray Data
 (``read_parquet`` + ``map_batches``). The global step runs on one node from the small
-per-document table: LSH edges and clusters, or k-means and SemDeDup. The result is
-``OUT/kept.parquet`` (shard, row, cluster, keep); both executors give the same kept set
-(tests/curate/test_shards.py).
+per-document table: k-means and SemDeDup. The result is ``OUT/kept.parquet`` (shard, row,
+cluster, keep); both executors give the same kept set (tests/curate/test_shards.py).
 """
 
 from __future__ import annotations
@@ -21,35 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from divlab.curate.minhash import (
-    MinHashSettings,
-    candidate_edges,
-    clusters,
-    keep_first,
-    signatures,
-)
 from divlab.curate.semantic import embed_texts, semdedup
 from divlab.errors import DataError
 from divlab.io import write_table
 from divlab.optional import require_ray
-
-
-def _documents(table: pa.Table, field: str, settings: MinHashSettings) -> list:
-    if settings.shingle == "token":
-        if "tokens" not in table.column_names:
-            raise DataError("token shingles need a 'tokens' column")
-        return [np.asarray(t) for t in table.column("tokens").to_pylist()]
-    if field not in table.column_names:
-        raise DataError(f"the shards have no {field!r} column (columns: {table.column_names})")
-    return table.column(field).to_pylist()
-
-
-def signature_table(table: pa.Table, field: str, settings: MinHashSettings) -> pa.Table:
-    """The MinHash signature of every document of ``table`` (a fixed-size list column)."""
-    flat = signatures(_documents(table, field, settings), settings).reshape(-1)
-    return pa.table(
-        {"signature": pa.FixedSizeListArray.from_arrays(pa.array(flat), settings.num_perm)}
-    )
 
 
 def _matrix(parts: list[pa.Table], column: str, dtype) -> np.ndarray:
@@ -117,30 +93,6 @@ def _finish(out: Path, shards: list[Path], parts: list[pa.Table], cluster, keep,
         "kept": int(keep.sum()),
         "removed": int((~keep).sum()),
     }
-
-
-def near_dedup_shards(
-    shards: str | Path | list,
-    out: str | Path,
-    settings: MinHashSettings = MinHashSettings(),
-    field: str = "text",
-    executor: Literal["local", "ray"] = "local",
-) -> dict:
-    """MinHash near dedup across all ``shards`` (a folder of ``*.parquet`` or a list)."""
-    shards, out = _prepare(shards, out, executor)
-    columns = ["tokens"] if settings.shingle == "token" else [field]
-
-    def sign(table: pa.Table) -> pa.Table:
-        return signature_table(table, field, settings)
-
-    done = [
-        _per_shard(s, out / "signatures" / f"{s.stem}.parquet", sign, columns, executor)
-        for s in shards
-    ]
-    parts = [pq.read_table(out / "signatures" / f"{s.stem}.parquet") for s in shards]
-    sigs = _matrix(parts, "signature", np.uint32)
-    cluster = clusters(len(sigs), candidate_edges(sigs, *settings.band_shape()))
-    return _finish(out, shards, parts, cluster, keep_first(cluster), done)
 
 
 def semdedup_shards(
