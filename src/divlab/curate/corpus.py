@@ -370,9 +370,7 @@ def dedup_corpus(
         "workers": workers,
         "executor": executor,
     }
-    _write(
-        files, kept, out, removed, report, timings, started, text_field, batch_records, overwrite
-    )
+    _write(files, kept, out, removed, report, timings, started, batch_records, overwrite, progress)
     shutil.rmtree(work, ignore_errors=True)
     return report
 
@@ -403,12 +401,13 @@ def _removed_table(
     )
 
 
-def _write(files, kept, out, removed, report, timings, started, text_field, batch_records,
-           overwrite) -> None:  # fmt: skip
+def _write(files, kept, out, removed, report, timings, started, batch_records, overwrite,
+           progress) -> None:  # fmt: skip
     """The kept records, ``curation/removed.parquet`` and ``curation/report.json``, as one
     folder that appears whole."""
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        write_kept(files, kept, tmp, text_field, batch_records)
+        with counter("writing" if progress else None) as advance:
+            write_kept(files, kept, tmp, batch_records, advance)
         write_table(removed, tmp / "curation" / "removed.parquet")
         timings["write"] = time.perf_counter() - started - sum(timings.values())
         report["seconds"] = {k: round(v, 3) for k, v in timings.items()}
@@ -492,6 +491,6 @@ def filter_corpus(
         "removed": int((~kept).sum()),
     }
     timings = {"select": time.perf_counter() - started}
-    _write(files, kept, out, pa.table(removed), report, timings, started, text_field,
-           BATCH_RECORDS, overwrite)  # fmt: skip
+    _write(files, kept, out, pa.table(removed), report, timings, started, BATCH_RECORDS,
+           overwrite, progress=False)  # fmt: skip
     return report

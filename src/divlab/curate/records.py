@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -296,10 +296,15 @@ def parse(batch: Batch, text_field: str) -> tuple[list[str], np.ndarray, list[st
 
 
 def write_kept(
-    files: list[CorpusFile], keep: np.ndarray, out: Path, text_field: str, batch_records: int
+    files: list[CorpusFile],
+    keep: np.ndarray,
+    out: Path,
+    batch_records: int,
+    advance: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Write the records with ``keep[doc_index]`` True under ``out``, each file in its own
-    format under its relative name (a file that keeps nothing is still written, empty)."""
+    format under its relative name (a file that keeps nothing is still written, empty);
+    ``advance(n)`` after each file."""
     start = 0
     for f in files:
         target = out / f.relative
@@ -327,6 +332,7 @@ def write_kept(
             count = len(data)
             kept = np.flatnonzero(keep[start : start + count])
             data.select(kept).save_to_disk(str(target))
+        advance(count)
         start += count
 
 
