@@ -67,6 +67,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train_loop.py
 	$(BIN)/python bench/bench_executors.py
 	$(BIN)/python bench/bench_minhash.py
+	$(BIN)/python bench/bench_dedup_peers.py
+	$(BIN)/python bench/bench_dedup_scale.py
 	$(BIN)/python bench/bench_task2vec.py
 	$(BIN)/python bench/bench_measures.py
 
