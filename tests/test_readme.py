@@ -48,7 +48,7 @@ def readme_blocks(text: str) -> list[tuple[str, str]]:
 
 def shell_lines(code: str) -> list[str]:
     """The commands of a shell block: continuation lines joined, comments and blanks out."""
-    joined = re.sub(r"\\\n\s*", " ", code)
+    joined = re.sub(r"\s*\\\n\s*", " ", code)
     lines = []
     for line in joined.splitlines():
         words = shlex.split(line, comments=True)
