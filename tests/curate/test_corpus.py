@@ -36,7 +36,9 @@ def _records(n: int = 120, copies: int = 15, seed: int = 0) -> tuple[list[dict],
         words = records[source]["text"].split()
         words[int(rng.integers(60))] = "edited"
         position = int(n // 2 + 3 * j + 1)
-        records.insert(position, {"text": " ".join(words), "id": f"copy{j}", "extra": None})
+        records.insert(
+            position, {"text": " ".join(words), "id": f"copy{j}", "of": int(source), "x": None}
+        )
     planted = {i for i, r in enumerate(records) if str(r["id"]).startswith("copy")}
     return records, planted
 
@@ -104,11 +106,9 @@ def test_jsonl_in_the_same_jsonl_out_byte_for_byte(tmp_path, suffix):
         assert lines[row.doc_index] == _read_jsonl(source / row.file)[row.record]
         assert row.line == row.record + 1 and row.reason == "near duplicate"
         assert reference.cluster[row.kept_doc_index] == reference.cluster[row.doc_index]
-        assert (
-            records[row.kept_doc_index]["text"].split()[:5]
-            == (records[row.doc_index]["text"].split()[:5])
-            or row.kept_doc_index < row.doc_index
-        )
+        assert records[row.kept_doc_index]["id"] == records[row.doc_index]["of"]  # its source
+        kept_lines = _read_jsonl(source / row.kept_file)
+        assert kept_lines[row.kept_record] == lines[row.kept_doc_index]
     assert _digest(source) == before  # the input is untouched
 
 
@@ -278,3 +278,83 @@ def test_ray_keeps_the_same_documents_as_local(tmp_path):
     finally:
         ray.shutdown()
     assert set(_removed(tmp_path / "ray").column("doc_index").to_pylist()) == planted
+
+
+def test_line_endings_a_bom_and_no_final_newline_survive(tmp_path):
+    body = '\ufeff{"text": "alpha beta gamma delta"}\r\n\n{"text": "alpha beta gamma delta"}\r\n'
+    body += '{"text": "something else entirely"}'  # no final newline
+    (tmp_path / "c.jsonl").write_bytes(body.encode())
+    report = dedup_corpus(tmp_path / "c.jsonl", tmp_path / "out", method="exact")
+    assert report["documents_in"] == 3 and report["bad_records"] == 0
+    written = (tmp_path / "out" / "c.jsonl").read_bytes()
+    assert written == ('\ufeff{"text": "alpha beta gamma delta"}\r\n'
+                       '{"text": "something else entirely"}\n').encode()  # fmt: skip
+    assert _removed(tmp_path / "out").column("line").to_pylist() == [3]
+
+
+def test_parquet_row_groups_and_nulls_are_kept_apart(tmp_path):
+    texts = [f"doc {i} " * 20 for i in range(50)] + ["doc 1 " * 20, None]
+    table = pa.table({"text": texts, "n": list(range(52))})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=20)
+    with pytest.raises(DataError, match=r"row 51: no 'text' value"):
+        dedup_corpus(tmp_path / "t.parquet", tmp_path / "out", method="exact")
+    report = dedup_corpus(tmp_path / "t.parquet", tmp_path / "out", method="exact", skip_bad=True)
+    assert report["removed"] == 2 and report["bad_records"] == 1
+    out = pq.ParquetFile(tmp_path / "out" / "t.parquet")
+    assert out.metadata.num_row_groups == 3  # one row group out per row group in
+    assert out.read().column("n").to_pylist() == list(range(50))
+
+
+def test_metadata_json_in_a_folder_is_not_read_as_a_corpus(tmp_path):
+    folder = tmp_path / "hf-export"
+    folder.mkdir()
+    _write_jsonl(folder / "a.jsonl", _lines([{"text": "one two three"}, {"text": "four"}]))
+    (folder / "dataset_info.json").write_text('{\n  "citation": ""\n}\n')
+    report = dedup_corpus(folder, tmp_path / "out", method="exact")
+    assert report["source"] == [str(folder / "a.jsonl")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jsonl", "curation"]
+    (tmp_path / "array.json").write_text('[{"text": "a"}]\n')
+    with pytest.raises(DataError, match=r"JSON array.*JSON Lines"):
+        dedup_corpus(tmp_path / "array.json", tmp_path / "o2")
+
+
+def test_an_output_folder_that_holds_the_input_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_jsonl(data / "raw.jsonl", _lines([{"text": "a b c"}]))
+    (data / "notes.md").write_text("mine")
+    with pytest.raises(ConfigError, match="must not be the input, inside it, or hold it"):
+        dedup_corpus(data / "raw.jsonl", data, overwrite=True)
+    assert (data / "notes.md").read_text() == "mine"
+
+
+def test_thousands_of_batches_stay_within_the_open_file_limit(tmp_path):
+    """Linking reads each batch's spill in turn: 300 batches under a limit of 64 files."""
+    resource = pytest.importorskip("resource")
+    records, planted = _records(280, 20)
+    source = _write_jsonl(tmp_path / "c.jsonl", _lines(records))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        dedup_corpus(source, tmp_path / "out", settings=SETTINGS, batch_records=1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert set(_removed(tmp_path / "out").column("doc_index").to_pylist()) == planted
+
+
+def test_the_cli_never_takes_an_existing_input_for_the_old_positional_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from divlab.cli import app
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _write_jsonl(tmp_path / name / "c.jsonl", _lines([{"text": f"{name} text"}]))
+    args = ["curate", "dedup", str(tmp_path / "a"), str(tmp_path / "b"), "--overwrite"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, ConfigError)  # exit code 2 from `divlab`
+    assert "give the output folder: --out OUT" in str(result.exception)
+    assert (tmp_path / "b" / "c.jsonl").exists()
+    args = ["curate", "dedup", str(tmp_path / "a"), str(tmp_path / "new"), "--method", "exact"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and (tmp_path / "new" / "c.jsonl").exists()

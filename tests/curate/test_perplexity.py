@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from divlab.cli import app
-from divlab.curate.perplexity import perplexity_filter
+from divlab.curate.perplexity import band, perplexity_filter
 from divlab.data.ginc import GincSpec, generate
 from divlab.data.store import open_dataset
 from divlab.data.text import load_tokenizer
-from divlab.errors import ConfigError
+from divlab.errors import ConfigError, DataError
 from divlab.train import TrainSpec, train
 
 
@@ -115,3 +116,13 @@ def test_a_raw_corpus_is_scored_with_the_models_own_tokenizer(noisy, tmp_path):
     ids = dataset.table("train").column("doc_id").to_pylist()
     assert [ids[i] for i in raw.doc_index] == by_set.doc_id.tolist()
     assert raw.perplexity.to_numpy() == pytest.approx(by_set.perplexity.to_numpy(), rel=1e-5)
+
+
+def test_a_document_without_tokens_is_removed_with_its_reason_not_the_whole_band():
+    scores = np.array([5.0, 6.0, 7.0, np.nan, 100.0])
+    kept, reason, fields = band(scores, 0.0, 0.75, absolute=False)
+    assert kept.tolist() == [True, True, True, False, False]
+    assert reason[3] == "no tokens" and reason[4] == "above band"
+    assert fields["settings"]["band"] == [5.0, pytest.approx(np.quantile([5, 6, 7, 100], 0.75))]
+    with pytest.raises(DataError, match="no document has a token"):
+        band(np.array([np.nan]), 0.0, 0.9, absolute=False)

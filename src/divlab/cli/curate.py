@@ -60,7 +60,9 @@ def _source(inputs: list[Path], out: Path | None) -> tuple[list[Path], Path, boo
 
     if out is None:
         last = inputs[-1] if len(inputs) >= 2 else None
-        if last is None or (last.exists() and not last.is_dir()):
+        # only a folder that does not exist yet (or is empty) can be the old spelling: an
+        # existing one is an input, and --overwrite must never be offered for it
+        if last is None or (last.exists() and not (last.is_dir() and not any(last.iterdir()))):
             raise ConfigError("give the output folder: --out OUT")
         deprecated("the output folder as a second argument", "--out OUT")
         inputs, out = inputs[:-1], last

@@ -121,10 +121,14 @@ class _Chunk:
 
 
 def _check_out(inputs, out: Path, overwrite: bool) -> None:
+    target = out.resolve()
     for path in [inputs] if isinstance(inputs, str | Path) else inputs:
         source = Path(path).resolve()
-        if out.resolve() == source or source in out.resolve().parents:
-            raise ConfigError(f"--out {out} must not be the input or inside it")
+        if target == source or source in target.parents or target in source.parents:
+            raise ConfigError(
+                f"--out {out} must not be the input, inside it, or hold it (--overwrite would "
+                "replace the input)"
+            )
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
 
@@ -268,11 +272,14 @@ def _link(chunks: list[_Chunk], index: _Index) -> np.ndarray:
     """Candidate pairs, band by band from the memory-mapped spills."""
     if not chunks:
         return np.empty((0, 2), dtype=np.int64)
-    keys = [np.load(c.path.with_suffix(".keys.npy"), mmap_mode="r") for c in chunks]
+    paths = [c.path.with_suffix(".keys.npy") for c in chunks]
+    bands = np.load(paths[0], mmap_mode="r").shape[0]
     good = np.flatnonzero(~index.bad)
     edges = []
-    for band in range(keys[0].shape[0]):
-        column = np.concatenate([k[band] for k in keys])
+    for band in range(bands):
+        # one spill open at a time (a copy of its row; the map closes at once): a corpus
+        # of thousands of batches must not exhaust the open-file limit
+        column = np.concatenate([np.array(np.load(p, mmap_mode="r")[band]) for p in paths])
         edges.append(linked_pairs(column[good], good))
     return unique_pairs(edges)
 

@@ -142,8 +142,12 @@ def split_facts(dataset, table: pa.Table, template: dict) -> dict:
 def open_for_curation(data, out, split: str):
 
     dataset = open_dataset(data)
-    if Path(out).resolve() == dataset.path.resolve():
-        raise ConfigError("the output folder must differ from the input (never curate in place)")
+    target, source = Path(out).resolve(), dataset.path.resolve()
+    if target == source or target in source.parents:
+        raise ConfigError(
+            "the output folder must differ from the input and not hold it (never curate in "
+            "place: --overwrite would replace the input)"
+        )
     return dataset, dataset.table(split)
 
 

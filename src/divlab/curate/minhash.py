@@ -225,7 +225,9 @@ def _units(document, settings: MinHashSettings) -> np.ndarray:
         raise ConfigError(f"{settings.shingle} shingles need text documents")
     text = normalise(document, settings.lowercase, settings.strip_punctuation)
     if settings.shingle == "char":
-        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        # surrogatepass: a lone surrogate (valid in JSON, not in UTF-8) survives when
+        # punctuation is kept; the default normalisation removes it
+        return np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     if settings.shingle == "word":
         return np.fromiter((xxhash.xxh3_64_intdigest(w.encode()) for w in text.split()), np.uint64)
     raise ConfigError(f"unknown shingle kind {settings.shingle!r}; use char, word or token")
@@ -260,7 +262,7 @@ def _window_hashes(units: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndar
     lengths = np.array([len(u) for u in units], dtype=np.int64)
     if not len(units) or not lengths.sum():
         return np.empty(0, np.int64), np.empty(0, np.uint64), len(units)
-    flat = _splitmix64(np.concatenate(units))
+    flat = _splitmix64(np.concatenate([u.astype(np.uint64, copy=False) for u in units]))
     ends = np.cumsum(lengths)
     doc = np.repeat(np.arange(len(units)), lengths)
     if len(flat) >= n:

@@ -19,7 +19,7 @@ from divlab.curate.corpus import filter_corpus
 from divlab.curate.dedup import open_for_curation, write_curated
 from divlab.data.text import load_tokenizer
 from divlab.devices import resolve_device
-from divlab.errors import ConfigError
+from divlab.errors import ConfigError, DataError
 from divlab.evaluate.checkpoint import check_vocabulary
 from divlab.evaluate.loss import token_nll
 from divlab.evaluate.model import load_model
@@ -44,9 +44,12 @@ def _check_band(keep_low: float, keep_high: float, absolute: bool) -> None:
 def band(scores: np.ndarray, keep_low: float, keep_high: float, absolute: bool):
     """(kept mask, why each is dropped, the report's settings and quantiles) of a
     perplexity band: quantiles of ``scores`` or (``absolute``) perplexities."""
-    low, high = (keep_low, keep_high) if absolute else np.quantile(scores, [keep_low, keep_high])
-    kept = (scores >= low) & (scores <= high)
-    reason = np.where(scores < low, "below band", "above band")
+    if np.isnan(scores).all():
+        raise DataError("no document has a token to score (all texts empty?)")
+    band = [keep_low, keep_high]
+    low, high = band if absolute else np.nanquantile(scores, band)
+    kept = (scores >= low) & (scores <= high)  # a NaN (no tokens) is never kept
+    reason = np.select([np.isnan(scores), scores < low], ["no tokens", "below band"], "above band")
     fields = {
         "settings": {
             "keep_low": keep_low,
@@ -56,7 +59,7 @@ def band(scores: np.ndarray, keep_low: float, keep_high: float, absolute: bool):
         },
         "perplexity_quantiles": {
             str(q): float(v)
-            for q, v in zip((0.1, 0.5, 0.9), np.quantile(scores, [0.1, 0.5, 0.9]), strict=True)
+            for q, v in zip((0.1, 0.5, 0.9), np.nanquantile(scores, [0.1, 0.5, 0.9]), strict=True)
         },
     }
     return kept, reason, fields

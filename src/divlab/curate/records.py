@@ -35,7 +35,10 @@ import pyarrow.parquet as pq
 
 from divlab.errors import ConfigError, DataError
 
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# .json is read as JSON Lines only when named on its own: in a folder it is more often
+# metadata (dataset_info.json, state.json) than a corpus
+EXPLICIT_SUFFIXES = (*JSONL_SUFFIXES, ".json")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 READ_BLOCK = 8 << 20  # bytes read at a time from a JSONL file
 Format = Literal["jsonl", "parquet", "hf"]
@@ -68,11 +71,11 @@ def is_data_set(path: str | Path) -> bool:
     return (Path(path) / "summary.json").is_file()
 
 
-def _file_format(path: Path) -> tuple[Format, str | None] | None:
+def _file_format(path: Path, explicit: bool = False) -> tuple[Format, str | None] | None:
     suffixes = [s.lower() for s in path.suffixes]
     compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
     core = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    if core in JSONL_SUFFIXES:
+    if core in (EXPLICIT_SUFFIXES if explicit else JSONL_SUFFIXES):
         return "jsonl", compression
     if core == ".parquet" and not compression:
         return "parquet", None
@@ -109,7 +112,7 @@ def corpus_files(inputs) -> list[CorpusFile]:
                 )
             files.extend(found)
         else:
-            kind = _file_format(path)
+            kind = _file_format(path, explicit=True)
             if kind is None:
                 raise ConfigError(
                     f"{path} is not a corpus file: use .jsonl (also .gz, .zst), .parquet, a "
@@ -117,8 +120,11 @@ def corpus_files(inputs) -> list[CorpusFile]:
                 )
             files.append(CorpusFile(path, Path(path.name), *kind))
     names = [f.relative for f in files]
-    if len(set(names)) != len(names):
-        raise ConfigError("two corpus files have the same name; pass their folder instead")
+    for name in {n for n in names if names.count(n) > 1}:
+        raise ConfigError(
+            f"two corpus files would be written as {name} under --out; pass their common "
+            "parent folder instead, so each keeps its own relative path"
+        )
     return files
 
 
@@ -219,10 +225,15 @@ def check_readable(files: list[CorpusFile], text_field: str) -> None:
             _table_source(f, text_field)
             continue
         for number, line in jsonl_lines(f):
+            if line.lstrip().startswith(b"["):
+                raise DataError(
+                    f"{f.path} line {number} is a JSON array: divlab reads JSON Lines (one "
+                    "object per line); convert it, e.g. jq -c '.[]'"
+                )
             try:
                 record = json.loads(line)
             except (ValueError, RecursionError):
-                return  # a bad line: counted and reported by the run
+                break  # a bad line: counted and reported by the run
             if isinstance(record, dict) and text_field not in record:
                 keys = ", ".join(map(repr, record))
                 raise DataError(
@@ -323,10 +334,11 @@ def write_kept(
             with pq.ParquetWriter(target, source.schema_arrow, compression=codec) as writer:
                 mask = keep[start : start + count]
                 offset = 0
-                for batch in source.iter_batches(batch_size=batch_records):
-                    part = mask[offset : offset + batch.num_rows]
-                    writer.write_batch(batch.filter(pa.array(part)))
-                    offset += batch.num_rows
+                for group in range(source.metadata.num_row_groups):  # one in, one out
+                    table = source.read_row_group(group)
+                    part = mask[offset : offset + table.num_rows]
+                    writer.write_table(table.filter(pa.array(part)), row_group_size=len(part))
+                    offset += table.num_rows
         else:
             data = _hf_dataset(f)
             count = len(data)
@@ -337,8 +349,8 @@ def write_kept(
 
 
 def _open_output(f: CorpusFile, target: Path):
-    if f.compression == "gzip":
-        return gzip.open(target, "wb")
+    if f.compression == "gzip":  # no time stamp: the same kept records, the same bytes
+        return gzip.GzipFile(target, "wb", compresslevel=6, mtime=0)
     if f.compression == "zstd":
         return pa.output_stream(str(target), compression="zstd")
     return open(target, "wb")
