@@ -107,7 +107,8 @@ def test_a_raw_corpus_is_scored_with_the_models_own_tokenizer(noisy, tmp_path):
     ]  # the text round-trips to the same tokens
     (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     args = ["curate", "ppl-filter", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "raw"),
-            "--checkpoint", str(model), "--keep-high", "0.8", "--device", "cpu"]  # fmt: skip
+            "--checkpoint", str(model), "--keep-high", "0.8", "--device", "cpu",
+            "--progress"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     perplexity_filter(data, tmp_path / "set", model, 0.0, 0.8, device="cpu")

@@ -167,6 +167,7 @@ def curate_ppl_filter(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     skip_bad: SkipBadOption = False,
     overwrite: OverwriteOption = False,
+    progress: ProgressOption = None,
 ) -> None:
     """Keep the documents whose perplexity under --checkpoint lies in a band (quantiles by
     default: 0.0..0.9 drops the 10 % least likely)."""
@@ -179,12 +180,13 @@ def curate_ppl_filter(
 
     if data_set:
         report = perplexity_filter(
-            inputs[0], out, checkpoint, keep_low, keep_high, absolute, split, device, overwrite
-        )
+            inputs[0], out, checkpoint, keep_low, keep_high, absolute, split, device, overwrite,
+            show_progress(progress),
+        )  # fmt: skip
     else:
         report = perplexity_corpus(
             inputs, out, checkpoint, keep_low, keep_high, absolute, field, device, skip_bad,
-            overwrite,
+            overwrite, show_progress(progress),
         )  # fmt: skip
     low, high = report["settings"]["band"]
     _print_curation(out, report, f"outside perplexity [{low:.3g}, {high:.3g}]")

@@ -26,10 +26,15 @@ from divlab.evaluate.model import load_model
 
 
 def document_perplexities(
-    model, documents: list[np.ndarray], prefix_id: int, context: int, batch_size: int = 16
+    model,
+    documents: list[np.ndarray],
+    prefix_id: int,
+    context: int,
+    batch_size: int = 16,
+    progress: bool = False,
 ) -> np.ndarray:
 
-    nll = token_nll(model, documents, prefix_id, context, batch_size)
+    nll = token_nll(model, documents, prefix_id, context, batch_size, progress)
     return np.array([np.exp(n.mean()) if len(n) else np.nan for n in nll])
 
 
@@ -75,6 +80,7 @@ def perplexity_filter(
     split: str = "train",
     device: str = "auto",
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Keep the documents of ``split`` whose perplexity under ``model`` is in the band:
     quantiles ``[keep_low, keep_high]`` of the scores, or (``absolute``) that range of
@@ -86,7 +92,7 @@ def perplexity_filter(
     lm = load_model(model, str(resolve_device(device)))
     documents = dataset.documents(split)
     context = int(getattr(lm.config, "max_position_embeddings", 1024))
-    scores = document_perplexities(lm, documents, dataset.eos_token_id, context)
+    scores = document_perplexities(lm, documents, dataset.eos_token_id, context, progress=progress)
     kept, reason, fields = band(scores, keep_low, keep_high, absolute)
     doc_ids = table.column("doc_id").to_numpy()
     removed = pa.table(
@@ -117,6 +123,7 @@ def perplexity_corpus(
     device: str = "auto",
     skip_bad: bool = False,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """The perplexity band on a raw corpus (:mod:`divlab.curate.corpus`), each text
     tokenized by the scoring model's own tokenizer (the files in its folder)."""
@@ -128,7 +135,8 @@ def perplexity_corpus(
 
     def select(texts: list[str]):
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        scores = document_perplexities(lm, [np.asarray(i) for i in ids], prefix, context)
+        documents = [np.asarray(i) for i in ids]
+        scores = document_perplexities(lm, documents, prefix, context, progress=progress)
         kept, reason, fields = band(scores, keep_low, keep_high, absolute)
         fields["settings"]["model"] = str(model)
         return kept, {"perplexity": scores, "reason": reason}, fields
