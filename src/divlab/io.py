@@ -132,6 +132,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def check_text_column(schema: pa.Schema, field: str, where: object) -> None:
+    """A DataError unless ``schema`` (of a Parquet file or an Arrow dataset at ``where``)
+    has a text column ``field``; the message names the columns and the --field option."""
+    if field not in schema.names:
+        raise DataError(
+            f"{where} has no column {field!r} (columns: {', '.join(schema.names)}); "
+            "pass the name of the text column (--field NAME; field= in Python)"
+        )
+    kind = schema.field(field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DataError(f"column {field!r} of {where} holds {kind}, not text; pass a text column")
+
+
 def load_yaml(path: str | Path) -> dict:
 
     path = Path(path)

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from divlab.errors import ConfigError, DataError
+from divlab.io import check_text_column
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 # .json is read as JSON Lines only when named on its own: in a folder it is more often
@@ -183,14 +184,7 @@ def _table_source(f: CorpusFile, text_field: str):
     else:
         data = _hf_dataset(f)
         schema, rows = data.data.schema, len(data)
-    if text_field not in schema.names:
-        raise DataError(
-            f"{f.path} has no column {text_field!r} (columns: {', '.join(schema.names)}); "
-            "pass the name of the text column (--field NAME)"
-        )
-    kind = schema.field(text_field).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DataError(f"column {text_field!r} of {f.path} holds {kind}, not text (--field)")
+    check_text_column(schema, text_field, f.path)
 
     def batches(size: int) -> Iterator[pa.Array]:
         if f.format == "parquet":

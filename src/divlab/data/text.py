@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerFast
 import divlab
 from divlab.data.store import FORMAT_VERSION, tokenizer_summary
 from divlab.errors import ConfigError, DataError
-from divlab.io import atomic_directory, write_json
+from divlab.io import atomic_directory, check_text_column, write_json
 from divlab.progress import bar
 
 DocumentSplit = Literal["line", "paragraph", "fortune"]
@@ -179,15 +179,7 @@ def _read_parquet(path: Path, field: str, by) -> Iterator[str]:
         file = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{path} is not a readable Parquet file ({e})") from None
-    schema = file.schema_arrow
-    if field not in schema.names:
-        raise DataError(
-            f"{path} has no column {field!r} (columns: {', '.join(schema.names)}); "
-            "pass the name of the text column (field=...)"
-        )
-    kind = schema.field(field).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DataError(f"column {field!r} of {path} holds {kind}, not text; pass a text column")
+    check_text_column(file.schema_arrow, field, path)
     for batch in file.iter_batches(batch_size=READ_BATCH_DOCS, columns=[field]):
         for value in batch.column(0).to_pylist():
             yield value or ""
