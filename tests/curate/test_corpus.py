@@ -182,7 +182,7 @@ def test_bad_records_are_counted_and_refused_without_skip_bad(tmp_path):
     assert report["bad_records"] == 5 and report["kept"] == 6
     assert report["bad_reasons"] == {
         "not valid JSON": 1, "no 'text' field": 1, "not UTF-8": 1,
-        "'text' is a int, not text": 1, "not a JSON object": 1,
+        "'text' holds int, not text": 1, "not a JSON object": 1,
     }  # fmt: skip
     removed = _removed(tmp_path / "out").to_pandas()
     assert removed.line.tolist() == [3, 4, 5, 6, 7]

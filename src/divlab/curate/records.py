@@ -291,7 +291,7 @@ def parse(batch: Batch, text_field: str) -> tuple[list[str], np.ndarray, list[st
         elif text_field not in record or record[text_field] is None:
             reject(i, f"no {text_field!r} field")
         elif not isinstance(record[text_field], str):
-            reject(i, f"{text_field!r} is a {type(record[text_field]).__name__}, not text")
+            reject(i, f"{text_field!r} holds {type(record[text_field]).__name__}, not text")
         else:
             texts.append(record[text_field])
     return texts, np.array(bad, dtype=np.int64), reasons
