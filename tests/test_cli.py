@@ -315,3 +315,17 @@ def test_raw_corpus_messages_name_the_flags(tmp_path):
     ok = runner.invoke(app, ["measure", "diversity", str(corpus), "--metric", "distinct-n",
                              "--field", "body"])  # fmt: skip
     assert ok.exit_code == 0, ok.output
+
+
+def test_measure_reads_the_split_asked_for(tmp_path):
+    """--split chooses a data set's split (train by default); a split it lacks is one
+    error naming those it has."""
+    data = tmp_path / "data"
+    assert run_cli("ginc", "generate", "--out", str(data), *SMALL).returncode == 0
+    args = ["measure", "diversity", str(data), "--metric", "distinct-n", "--json"]
+    by_default = json.loads(run_cli(*args).stdout)
+    on_eval = json.loads(run_cli(*args, "--split", "eval").stdout)
+    assert by_default["data"].endswith(":train") and by_default["documents"] == 20
+    assert on_eval["data"].endswith(":eval") and on_eval["documents"] == 5
+    missing = run_cli(*args, "--split", "test")
+    assert missing.returncode == 2 and "has no split 'test'; it has train, eval" in missing.stderr

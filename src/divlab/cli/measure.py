@@ -86,6 +86,17 @@ def _cache(folder: Path | None) -> EmbeddingCache | None:
     return EmbeddingCache(folder) if folder else None
 
 
+DataSplitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        help="The split of a data set folder (commands that measure data act on train; "
+        "default: train, else the set's only split).",
+        show_default=False,
+    ),
+]
+
+
 @app.command("diversity")
 def measure_diversity(
     data: Annotated[Path, typer.Argument(help="Data set folder or corpus file.")],
@@ -117,6 +128,7 @@ def measure_diversity(
         typer.Option(help="Text embeddings for the embedding measures: minilm (offline)."),
     ] = None,
     field: FieldOption = "text",
+    split: DataSplitOption = None,
     estimator: EstimatorOption = "closed-form",
     n_batches: BatchesOption = 20,
     batch_size: BatchSizeOption = 64,
@@ -154,12 +166,12 @@ def measure_diversity(
         the_probe = _probe_for(data, probe, device) if probe else None
         result = measure_suite(
             data, names, the_probe, settings, sample=sample, rounds=rounds, seed=seed,
-            embedder=embedder, field=field, progress=show_progress(progress, quiet),
+            embedder=embedder, field=field, split=split, progress=show_progress(progress, quiet),
         )  # fmt: skip
         _print_suite(result, out, as_json)
         return
     the_probe = _probe_for(data, probe, device)
-    prepared = probe_documents(data, the_probe, field=field)
+    prepared = probe_documents(data, the_probe, field=field, split=split)
     show = show_progress(progress, quiet)
     result = diversity_coefficient(prepared, the_probe, settings, _cache(cache), show)
     if with_bounds:  # bounds over the symbols the data actually uses
@@ -216,6 +228,7 @@ def measure_alignment(
     data_b: Annotated[Path, typer.Argument(help="Second data set folder or corpus.")],
     probe: ProbeOption,
     field: FieldOption = "text",
+    split: DataSplitOption = None,
     estimator: EstimatorOption = "closed-form",
     n_batches: BatchesOption = 20,
     batch_size: BatchSizeOption = 64,
@@ -248,10 +261,10 @@ def measure_alignment(
         align2_repeats=align2_repeats,
     )  # fmt: skip
     the_probe = _probe_for(data_a, probe, device)
-    prepared = [probe_documents(d, the_probe, field=field) for d in (data_a, data_b)]
+    prepared = [probe_documents(d, the_probe, field=field, split=split) for d in (data_a, data_b)]
     show = show_progress(progress, quiet)
     result = alignment(*prepared, the_probe, settings, _cache(cache), show)
-    result["overlap"] = overlap_of(data_a, data_b, seed=seed, field=field)
+    result["overlap"] = overlap_of(data_a, data_b, seed=seed, field=field, split=split)
     if out:
         write_json(out, result)
     if as_json:

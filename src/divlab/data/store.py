@@ -100,6 +100,15 @@ class TokenDataset:
     def splits(self) -> list[str]:
         return list(self.summary["splits"])
 
+    def data_split(self, split: str | None = None) -> str:
+        """The split a data measure reads: ``split`` if given (it must exist), else
+        ``train``, else the set's first split (a held-out set made with
+        ``--eval-fraction 1.0`` holds only ``eval``)."""
+        if split is not None:
+            self.split_path(split)  # the error names the splits there are
+            return split
+        return "train" if "train" in self.splits else self.splits[0]
+
     def split_path(self, split: str) -> Path:
         if split not in self.summary["splits"]:
             raise DataError(f"{self.path} has no split {split!r}; it has {', '.join(self.splits)}")

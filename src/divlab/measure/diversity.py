@@ -69,17 +69,17 @@ class ProbeData:
     source: str
 
 
-def probe_documents(data, probe: Probe, field: str = "text", split: str = "train") -> ProbeData:
+def probe_documents(data, probe: Probe, field: str = "text", split: str | None = None) -> ProbeData:
     """Documents of ``data`` as token ids the probe understands.
 
-    ``data``: a divlab data set folder (GINC or text) or corpus files (JSONL, Parquet,
-    text, HF datasets folder), tokenized with the probe's tokenizer where needed."""
+    ``data``: a divlab data set folder (GINC or text; its ``split``, by default train, else
+    its first: ``TokenDataset.data_split``) or corpus files (JSONL, Parquet, text, HF
+    datasets folder), tokenized with the probe's tokenizer where needed."""
 
     path = Path(data) if not isinstance(data, TokenDataset) else data.path
     if isinstance(data, TokenDataset) or (path / "summary.json").exists():
         dataset = data if isinstance(data, TokenDataset) else open_dataset(path)
-        if split not in dataset.splits:
-            split = dataset.splits[0]
+        split = dataset.data_split(split)
         same_vocab = dataset.vocab_size == probe.vocab_size and (
             probe.tokenizer is None or _same_tokenizer(dataset, probe)
         )

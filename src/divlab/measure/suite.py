@@ -52,13 +52,15 @@ def parse_metrics(text: str, have_probe: bool, have_embedder: bool) -> list[str]
     return names
 
 
-def documents_of(data: str | Path, field: str = "text") -> tuple[list, int | None, str]:
+def documents_of(
+    data: str | Path, field: str = "text", split: str | None = None
+) -> tuple[list, int | None, str]:
     """(documents, vocabulary size or None, where they came from): token ids of a divlab
-    data set, or the texts of a corpus."""
+    data set's ``split`` (``TokenDataset.data_split``), or the texts of a corpus."""
     path = Path(data)
     if (path / "summary.json").exists():
         dataset = open_dataset(path)
-        split = "train" if "train" in dataset.splits else dataset.splits[0]
+        split = dataset.data_split(split)
         return dataset.documents(split), dataset.vocab_size, f"{path}:{split}"
     return list(read_documents(path, field=field)), None, str(path)
 
@@ -74,13 +76,14 @@ def measure_suite(
     seed: int = 0,
     embedder: str | None = None,
     field: str = "text",
+    split: str | None = None,
     progress: bool = False,
 ) -> dict:
     """Each measure in ``metrics`` of ``data``: ``{"data", "measures": {name: result}}``,
     every result with ``value``, ``ci``, ``settings`` and ``seconds``. ``sample``: the
     Vendi / Self-BLEU sample (default min(256, half the documents)); compare sets only
     at the same sample."""
-    documents, vocab, source = documents_of(data, field)
+    documents, vocab, source = documents_of(data, field, split)
     if len(documents) < 4:
         raise ConfigError(f"{source} has {len(documents)} documents; the measures need >= 4")
     if sample is None:
@@ -91,7 +94,7 @@ def measure_suite(
     for name in metrics:
         started = time.perf_counter()
         if name == "task2vec":
-            prepared = probe_documents(data, probe, field=field)
+            prepared = probe_documents(data, probe, field=field, split=split)
             result = diversity_coefficient(prepared, probe, settings, progress=progress)
             result = {k: v for k, v in result.items() if k != "distance_matrix"}
             result["value"], result["ci"] = result["diversity"], result["ci95"]
@@ -99,7 +102,7 @@ def measure_suite(
             if "_embeddings" not in out:  # once, its cost counted in the first such measure
                 units = documents
                 if probe is not None and embedder is None:  # the probe's own tokens
-                    units = probe_documents(data, probe, field=field).documents
+                    units = probe_documents(data, probe, field=field, split=split).documents
                 out["_embeddings"] = sample_embeddings(units, probe, sample, seed, embedder)
             embeddings = out["_embeddings"]  # fmt: skip
             function = baselines.EMBEDDING_MEASURES[name]
@@ -119,11 +122,13 @@ def measure_suite(
     return {"data": source, "documents": len(documents), "sample": sample, "measures": out}
 
 
-def overlap_of(data_a, data_b, seed: int = 0, rounds: int = 50, field: str = "text") -> dict:
+def overlap_of(
+    data_a, data_b, seed: int = 0, rounds: int = 50, field: str = "text", split: str | None = None
+) -> dict:
     """``baselines.eval_overlap`` of two data sets or corpora (token ids of divlab data
     sets, texts of corpora; the two must be of one kind)."""
-    first, _, _ = documents_of(data_a, field)
-    second, _, _ = documents_of(data_b, field)
+    first, _, _ = documents_of(data_a, field, split)
+    second, _, _ = documents_of(data_b, field, split)
     return baselines.eval_overlap(first, second, seed=seed, rounds=rounds)
 
 
