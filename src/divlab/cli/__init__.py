@@ -28,7 +28,8 @@ The vocabulary: one spelling per meaning, in every command (the helpers are in
     --preset NAME    a model preset to build (tiny, mini, small, 10m, 30m, 125m)
     CHECKPOINT / --checkpoint PATH
                      a trained model folder (a divlab run's RUN/model or an HF folder):
-                     positional where it is what the command acts on (evaluate, merge)
+                     positional where it is what the command acts on (evaluate, merge),
+                     --checkpoint where it is a tool (curate ppl-filter)
     --probe SPEC     the model whose features a measure uses: a checkpoint, a .gguf file,
                      smollm2 or random:PRESET
     --embedder NAME  a text-embedding model (minilm or a sentence-transformers folder)
@@ -43,7 +44,9 @@ one are marked required; flags show no value placeholder (:class:`common.App`).
 Old spellings keep working for one release and print one line on stderr
 (:func:`common.deprecated_option`): ``--quiet``/``-q`` (now ``--no-progress``), ``train
 --model`` (``--preset``), ``data prepare --limit`` (``--max-docs``), ``results --out``
-(``--folder``).
+(``--folder``), ``curate ppl-filter --model`` (``--checkpoint``) and ``curate COMMAND
+INPUT OUT`` (``--out OUT``; only when OUT does not exist yet, so an input folder is never
+taken for it).
 """
 
 from __future__ import annotations
