@@ -329,3 +329,10 @@ def test_measure_reads_the_split_asked_for(tmp_path):
     assert on_eval["data"].endswith(":eval") and on_eval["documents"] == 5
     missing = run_cli(*args, "--split", "test")
     assert missing.returncode == 2 and "has no split 'test'; it has train, eval" in missing.stderr
+
+
+def test_an_old_and_a_new_spelling_together_are_one_error(tmp_path):
+    args = ["ginc", "generate", "--out", str(tmp_path / "d"), *SMALL[:-1]]
+    both = run_cli(*args, "--quiet", "--progress")
+    assert both.returncode == 2 and "give --no-progress only" in both.stderr
+    assert not (tmp_path / "d").exists()

@@ -353,8 +353,19 @@ def test_the_cli_never_takes_an_existing_input_for_the_old_positional_out(tmp_pa
     args = ["curate", "dedup", str(tmp_path / "a"), str(tmp_path / "b"), "--overwrite"]
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, ConfigError)  # exit code 2 from `divlab`
-    assert "give the output folder: --out OUT" in str(result.exception)
+    assert "exists, so it is read as an input; give the output folder as --out OUT" in str(
+        result.exception
+    )
     assert (tmp_path / "b" / "c.jsonl").exists()
     args = ["curate", "dedup", str(tmp_path / "a"), str(tmp_path / "new"), "--method", "exact"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and (tmp_path / "new" / "c.jsonl").exists()
+    # --preset (a MinHash preset here, a model preset in train) is now --minhash-preset
+    for flag in ("--minhash-preset", "--preset"):
+        args = ["curate", "dedup", str(tmp_path / "a"), "-o", str(tmp_path / flag), flag,
+                "slimpajama"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        report = json.loads((tmp_path / flag / "curation" / "report.json").read_text())
+        assert (report["settings"]["bands"], report["settings"]["rows"]) == (9, 13)
+    assert "--preset is deprecated; use --minhash-preset" in " ".join(result.output.split())

@@ -111,6 +111,21 @@ def test_text_data_and_bad_input(tmp_path):
     result = run_cli("curate", "dedup", str(data), str(tmp_path / "x"), "--shingle", "token")
     assert result.returncode == 2 and "not token shingles" in result.stderr
     assert "second argument is deprecated; use --out OUT" in " ".join(result.stderr.split())
+    # after a data set the second argument can only be OUT: a re-run with --overwrite works
+    for extra in ([], ["--overwrite"]):
+        result = run_cli("curate", "dedup", str(data), str(tmp_path / "y"), "--method", "exact",
+                         *extra)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    shown = run_cli("data", "info", str(tmp_path / "y"))
+    assert shown.returncode == 0, shown.stderr
+    assert "curation 1: exact on train: docs 14 -> 12" in " ".join(shown.stdout.split())
+    summary = json.loads(run_cli("data", "info", str(tmp_path / "y"), "--json").stdout)
+    assert summary["splits"]["train"]["mean_doc_tokens"] == pytest.approx(
+        summary["splits"]["train"]["n_tokens"] / 12
+    )
+    # a held-out set holds only eval: curation reads its only split by default
+    held = prepare_text(corpus, tmp_path / "held", tokenizer=data / "tokenizer", eval_fraction=1.0)
+    assert dedup_dataset(held, tmp_path / "held-dedup", method="exact")["split"] == "eval"
 
 
 def test_a_curated_ginc_set_tells_the_truth_about_itself(tmp_path):

@@ -127,3 +127,9 @@ def test_a_document_without_tokens_is_removed_with_its_reason_not_the_whole_band
     assert fields["settings"]["band"] == [5.0, pytest.approx(np.quantile([5, 6, 7, 100], 0.75))]
     with pytest.raises(DataError, match="no document has a token"):
         band(np.array([np.nan]), 0.0, 0.9, absolute=False)
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_one_error(noisy, tmp_path):
+    data, _ = noisy
+    with pytest.raises(DataError, match="is not a model checkpoint"):
+        perplexity_filter(data, tmp_path / "x", data, device="cpu")

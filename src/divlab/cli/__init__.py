@@ -44,7 +44,8 @@ one are marked required; flags show no value placeholder (:class:`common.App`).
 Old spellings keep working for one release and print one line on stderr
 (:func:`common.deprecated_option`): ``--quiet``/``-q`` (now ``--no-progress``), ``train
 --model`` (``--preset``), ``data prepare --limit`` (``--max-docs``), ``results --out``
-(``--folder``), ``curate ppl-filter --model`` (``--checkpoint``) and ``curate COMMAND
+(``--folder``), ``curate ppl-filter --model`` (``--checkpoint``), ``curate dedup
+--preset`` (``--minhash-preset``: ``--preset`` is a model preset) and ``curate COMMAND
 INPUT OUT`` (``--out OUT``; only when OUT does not exist yet, so an input folder is never
 taken for it).
 """

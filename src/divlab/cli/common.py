@@ -128,6 +128,19 @@ SPLIT_RULE = (
 SplitOption = Annotated[str, typer.Option("--split", help=f"The split to read ({SPLIT_RULE}).")]
 
 
+# ``--split`` of the commands that read a data set's documents (curate, measure): the one
+# asked for, else train, else the set's only split (TokenDataset.data_split)
+DataSplitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        help="The split of a data set folder (commands that change or measure data act on "
+        "train; default: train, else the set's only split).",
+        show_default=False,
+    ),
+]
+
+
 ProgressOption = Annotated[
     bool | None,
     typer.Option(
@@ -176,6 +189,8 @@ def show_progress(progress: bool | None, quiet: bool = False) -> bool:
     """Whether to draw progress bars: ``--progress/--no-progress``, else when stderr is a
     terminal; the deprecated ``--quiet`` means ``--no-progress``."""
     if quiet:
+        if progress is not None:
+            raise ConfigError("give --no-progress only (--quiet is its deprecated spelling)")
         return False
     return sys.stderr.isatty() if progress is None else progress
 

@@ -16,9 +16,9 @@ import typer
 
 from divlab.cli.common import (
     App,
+    DataSplitOption,
     FieldOption,
     ProgressOption,
-    SplitOption,
     console,
     deprecated,
     deprecated_option,
@@ -60,10 +60,17 @@ def _source(inputs: list[Path], out: Path | None) -> tuple[list[Path], Path, boo
 
     if out is None:
         last = inputs[-1] if len(inputs) >= 2 else None
-        # only a folder that does not exist yet (or is empty) can be the old spelling: an
-        # existing one is an input, and --overwrite must never be offered for it
-        if last is None or (last.exists() and not (last.is_dir() and not any(last.iterdir()))):
+        if last is None:
             raise ConfigError("give the output folder: --out OUT")
+        # the old spelling: after a data set (one is curated at a time) the second argument
+        # can only be OUT; after corpus files, only a folder that does not exist yet (or is
+        # empty) is taken for it, so --overwrite is never applied to an input
+        fresh = not last.exists() or (last.is_dir() and not any(last.iterdir()))
+        if not (len(inputs) == 2 and is_data_set(inputs[0])) and not fresh:
+            raise ConfigError(
+                f"{last} exists, so it is read as an input; give the output folder as --out "
+                "OUT (with --overwrite to replace an existing one)"
+            )
         deprecated("the output folder as a second argument", "--out OUT")
         inputs, out = inputs[:-1], last
     data_set = len(inputs) == 1 and is_data_set(inputs[0])
@@ -77,13 +84,15 @@ def curate_dedup(
     inputs: InputArgument,
     out: OutOption = None,
     method: Annotated[str, typer.Option(help="exact or near (MinHash-LSH).")] = "near",
-    preset: Annotated[
+    minhash_preset: Annotated[
         str | None,
         typer.Option(
             help="slimpajama (char 13-grams, 9 x 13 bands) or datatrove (word 5-grams, 14 x 8); "
-            "default: neither, the settings below."
+            "default: neither, the settings below.",
+            show_default=False,
         ),
     ] = None,
+    preset: Annotated[str | None, deprecated_option("--preset", "--minhash-preset")] = None,
     shingle: Annotated[
         str | None,
         typer.Option(help="char, word or token (default: char for text, token for GINC)."),
@@ -96,7 +105,7 @@ def curate_dedup(
     threshold: Annotated[float, typer.Option(help="Jaccard threshold.")] = 0.8,
     verify: Annotated[bool, typer.Option(help="Check candidate pairs by exact Jaccard.")] = False,
     keep: Annotated[str, typer.Option(help="first or longest, per duplicate cluster.")] = "first",
-    split: SplitOption = "train",
+    split: DataSplitOption = None,
     field: FieldOption = "text",
     workers: Annotated[
         int, typer.Option(help="Raw corpora: processes that sign batches in parallel.")
@@ -115,6 +124,8 @@ def curate_dedup(
     from divlab.curate.minhash import PRESETS, settings_for
 
     inputs, out, data_set = _source(inputs, out)
+    # --preset names a model preset everywhere else (train)
+    preset = renamed(minhash_preset, preset, "--minhash-preset", "--preset")
     settings = None
     if method == "near":
         if preset is not None:
@@ -127,7 +138,10 @@ def curate_dedup(
     if data_set:
         from divlab.curate.dedup import dedup_dataset
 
-        report = dedup_dataset(inputs[0], out, method, settings, split, verify, keep, overwrite)
+        report = dedup_dataset(
+            inputs[0], out, method, settings, split, verify, keep, overwrite,
+            show_progress(progress),
+        )  # fmt: skip
     else:
         from divlab.curate.corpus import dedup_corpus
 
@@ -162,7 +176,7 @@ def curate_ppl_filter(
     absolute: Annotated[
         bool, typer.Option(help="The band is in perplexity, not in quantiles.")
     ] = False,
-    split: SplitOption = "train",
+    split: DataSplitOption = None,
     field: FieldOption = "text",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     skip_bad: SkipBadOption = False,
@@ -206,7 +220,7 @@ def _semantic(
     embedder: str,
     clusters: int,
     field: str,
-    split: str,
+    split: str | None,
     skip_bad: bool,
     overwrite: bool,
     progress: bool | None,
@@ -240,7 +254,7 @@ def curate_semdedup(
         typer.Option(help="Remove points with similarity > 1 - eps (default 0.05 unless --ratio)."),
     ] = None,
     ratio: Annotated[float | None, typer.Option(help="Or: keep this fraction.")] = None,
-    split: SplitOption = "train",
+    split: DataSplitOption = None,
     field: FieldOption = "text",
     skip_bad: SkipBadOption = False,
     overwrite: OverwriteOption = False,
@@ -259,7 +273,7 @@ def curate_d4(
     clusters: ClustersOption = 20,
     r_dedup: Annotated[float, typer.Option(help="Fraction kept by the SemDeDup step.")] = 0.75,
     r_proto: Annotated[float, typer.Option(help="Fraction of the data finally kept.")] = 0.5,
-    split: SplitOption = "train",
+    split: DataSplitOption = None,
     field: FieldOption = "text",
     skip_bad: SkipBadOption = False,
     overwrite: OverwriteOption = False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -93,3 +94,46 @@ def data_prepare(
         for name, s in info["splits"].items()
     )
     console.print(f"[green]wrote[/] {path} (vocab {info['tokenizer']['vocab_size']:,}; {splits})")
+
+
+@app.command("info")
+def data_info(
+    path: Annotated[Path, typer.Argument(help="A data set folder (divlab data prepare).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Summarise a text data set: sources, tokenizer, documents and tokens per split, and
+    each curation step recorded in the folder (what it held before and after)."""
+    from rich.table import Table
+
+    from divlab.cli.common import curation_lines
+    from divlab.io import read_json
+
+    summary_path = Path(path) / "summary.json"
+    if not summary_path.is_file():
+        raise ConfigError(
+            f"{path} is not a divlab data set (no summary.json); make one with divlab data "
+            "prepare, or curate a raw corpus directly (divlab curate dedup FILE --out OUT)"
+        )
+    info = read_json(summary_path)
+    if info.get("kind") != "text":
+        raise ConfigError(f"{path} is a {info.get('kind', 'GINC')} data set: use divlab ginc info")
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    sources, tokenizer = info.get("sources", {}), info.get("tokenizer", {})
+    console.print(
+        f"[bold]{path}[/]  text from {', '.join(sources.get('paths', [])) or '?'} (field "
+        f"{sources.get('field', 'text')!r}); tokenizer: {tokenizer.get('source', '?')}, "
+        f"{tokenizer.get('vocab_size', '?'):,} tokens"
+    )
+    table = Table(title="splits")
+    for column in ("split", "docs", "tokens", "mean tokens/doc", "truncated"):
+        table.add_column(column, justify="right")
+    for name, split in info["splits"].items():
+        table.add_row(
+            name, f"{split['n_docs']:,}", f"{split['n_tokens']:,}",
+            f"{split.get('mean_doc_tokens', 0):,.1f}", f"{split.get('n_truncated', 0):,}",
+        )  # fmt: skip
+    console.print(table)
+    for line in curation_lines(info):
+        console.print(line)

@@ -12,6 +12,7 @@ import typer
 
 from divlab.cli.common import (
     App,
+    DataSplitOption,
     FieldOption,
     ProgressOption,
     QuietOption,
@@ -84,17 +85,6 @@ def _cache(folder: Path | None) -> EmbeddingCache | None:
     from divlab.measure.cache import EmbeddingCache
 
     return EmbeddingCache(folder) if folder else None
-
-
-DataSplitOption = Annotated[
-    str | None,
-    typer.Option(
-        "--split",
-        help="The split of a data set folder (commands that measure data act on train; "
-        "default: train, else the set's only split).",
-        show_default=False,
-    ),
-]
 
 
 @app.command("diversity")

@@ -107,6 +107,8 @@ def split_facts(dataset, table: pa.Table, template: dict) -> dict:
     generated, whose knob settings are kept)."""
     lengths = pc.list_value_length(table.column("tokens"))
     facts = {"n_docs": table.num_rows, "n_tokens": int(pc.sum(lengths).as_py() or 0)}
+    if "mean_doc_tokens" in template:  # prepared text
+        facts["mean_doc_tokens"] = facts["n_tokens"] / max(facts["n_docs"], 1)
     names = set(table.column_names)
     if getattr(dataset, "kind", None) != "ginc" or not {"concept", "noise"} <= names:
         return facts
@@ -139,7 +141,9 @@ def split_facts(dataset, table: pa.Table, template: dict) -> dict:
     return facts
 
 
-def open_for_curation(data, out, split: str):
+def open_for_curation(data, out, split: str | None):
+    """(data set, split, its table): ``split`` by ``TokenDataset.data_split`` (None: train,
+    else the set's only split); an output that is or holds the input is refused."""
 
     dataset = open_dataset(data)
     target, source = Path(out).resolve(), dataset.path.resolve()
@@ -148,7 +152,8 @@ def open_for_curation(data, out, split: str):
             "the output folder must differ from the input and not hold it (never curate in "
             "place: --overwrite would replace the input)"
         )
-    return dataset, dataset.table(split)
+    split = dataset.data_split(split)
+    return dataset, split, dataset.table(split)
 
 
 def dedup_dataset(
@@ -156,13 +161,14 @@ def dedup_dataset(
     out: str | Path,
     method: Literal["exact", "near"] = "near",
     settings: MinHashSettings | None = None,
-    split: str = "train",
+    split: str | None = None,
     verify: bool = False,
     keep: Literal["first", "longest"] = "first",
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Deduplicate ``split`` of the data set ``data`` into a new folder ``out``."""
-    dataset, table = open_for_curation(data, out, split)
+    dataset, split, table = open_for_curation(data, out, split)
     is_text = "text" in table.column_names
     documents = table.column("text").to_pylist() if is_text else dataset.documents(split)
     if not documents:
@@ -177,7 +183,7 @@ def dedup_dataset(
             raise ConfigError("token data (GINC) need token shingles: use shingle 'token'")
         if is_text and settings.shingle == "token":
             raise ConfigError("text data need char or word shingles, not token shingles")
-        result = near_duplicates(documents, settings, verify=verify, keep=keep)
+        result = near_duplicates(documents, settings, verify, keep, progress)
         cluster, kept = result.cluster, result.keep
         bands, rows = settings.band_shape()
         used = {

@@ -30,6 +30,7 @@ import numpy as np
 import xxhash
 
 from divlab.errors import ConfigError
+from divlab.progress import counter
 
 _POLY = np.uint64(0x100000001B3)  # the FNV-1a 64-bit prime, as the polynomial base
 
@@ -233,6 +234,7 @@ def _units(document, settings: MinHashSettings) -> np.ndarray:
     raise ConfigError(f"unknown shingle kind {settings.shingle!r}; use char, word or token")
 
 
+PROGRESS_STEP = 2_000  # documents signed between two updates of the progress counter
 BATCH_UNITS = 1 << 20  # units hashed together: ~50 MB of temporaries, whatever the corpus
 
 
@@ -379,9 +381,16 @@ def near_duplicates(
     settings: MinHashSettings = MinHashSettings(),
     verify: bool = False,
     keep: Literal["first", "longest"] = "first",
+    progress: bool = False,
 ) -> NearDuplicates:
-    """Cluster near-duplicate documents and choose one to keep per cluster."""
-    sigs = signatures(documents, settings)
+    """Cluster near-duplicate documents and choose one to keep per cluster (``progress``:
+    a docs/s counter while signing, the slow part)."""
+    parts = []
+    with counter("signing" if progress else None) as advance:
+        for start in range(0, len(documents), PROGRESS_STEP):
+            parts.append(signatures(documents[start : start + PROGRESS_STEP], settings))
+            advance(len(parts[-1]))
+    sigs = np.concatenate(parts) if parts else signatures([], settings)
     bands, rows = settings.band_shape()
     edges = candidate_edges(sigs, bands, rows)
     candidates = len(edges)

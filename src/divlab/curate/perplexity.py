@@ -22,7 +22,7 @@ from divlab.devices import resolve_device
 from divlab.errors import ConfigError, DataError
 from divlab.evaluate.checkpoint import check_vocabulary
 from divlab.evaluate.loss import token_nll
-from divlab.evaluate.model import load_model
+from divlab.evaluate.model import checkpoint_path, load_model
 
 
 def document_perplexities(
@@ -77,7 +77,7 @@ def perplexity_filter(
     keep_low: float = 0.0,
     keep_high: float = 0.9,
     absolute: bool = False,
-    split: str = "train",
+    split: str | None = None,
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
@@ -87,8 +87,8 @@ def perplexity_filter(
     perplexities. Writes a new data set folder ``out``; returns the report."""
 
     _check_band(keep_low, keep_high, absolute)
-    dataset, table = open_for_curation(data, out, split)
-    check_vocabulary(Path(model), dataset)
+    dataset, split, table = open_for_curation(data, out, split)
+    check_vocabulary(checkpoint_path(model), dataset)
     lm = load_model(model, str(resolve_device(device)))
     documents = dataset.documents(split)
     context = int(getattr(lm.config, "max_position_embeddings", 1024))
@@ -128,7 +128,7 @@ def perplexity_corpus(
     """The perplexity band on a raw corpus (:mod:`divlab.curate.corpus`), each text
     tokenized by the scoring model's own tokenizer (the files in its folder)."""
     _check_band(keep_low, keep_high, absolute)
-    tokenizer = load_tokenizer(model)
+    tokenizer = load_tokenizer(checkpoint_path(model))
     lm = load_model(model, str(resolve_device(device)))
     context = int(getattr(lm.config, "max_position_embeddings", 1024))
     prefix = tokenizer.eos_token_id  # as divlab trains: documents joined by eos

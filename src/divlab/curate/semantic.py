@@ -175,7 +175,7 @@ def semantic_dataset(
     ratio: float | None = None,
     r_dedup: float = 0.75,
     r_proto: float = 0.5,
-    split: str = "train",
+    split: str | None = None,
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
@@ -185,7 +185,7 @@ def semantic_dataset(
     with a divlab checkpoint given as ``embedder``; ``progress``: a bar while embedding
     (the slow part; clustering takes seconds)."""
 
-    dataset, table = open_for_curation(data, out, split)
+    dataset, split, table = open_for_curation(data, out, split)
     if "text" in table.column_names:
         vectors = embed_texts(table.column("text").to_pylist(), embedder, progress=progress)
     else:

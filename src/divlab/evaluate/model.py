@@ -77,13 +77,22 @@ def greedy_continuation(
     return out
 
 
+def checkpoint_path(path: str | Path) -> Path:
+    """``path`` as a Path, or a DataError if it is not a model folder (no config.json)."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise DataError(
+            f"{path} is not a model checkpoint (no config.json); pass a divlab run's RUN/model "
+            "or a Hugging Face model folder"
+        )
+    return path
+
+
 def load_model(path: str | Path, device: str | None = None):
     """A checkpoint (or any HF causal-LM folder) as an eval-mode model on ``device``."""
 
     logging.disable_progress_bar()
-    path = Path(path)
-    if not (path / "config.json").exists():
-        raise DataError(f"{path} is not a model checkpoint (no config.json)")
+    path = checkpoint_path(path)
     model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=False)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
