@@ -82,7 +82,10 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
     not_run: dict[str, str] = {}
     variables: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    blocks = readme_blocks((ROOT / "README.md").read_text())
+    text = (ROOT / "README.md").read_text()
+    languages = set(re.findall(r"^```(\S*)", text, flags=re.M))
+    assert languages <= {"bash", "python", ""}, f"a README block this test cannot run: {languages}"
+    blocks = readme_blocks(text)
     for number, (language, code) in enumerate(blocks, start=1):
         where = f"README block {number}"
         if language == "python":
