@@ -147,14 +147,22 @@ def test_save_to_disk_folder_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("parts", [1, 3, 7])
-def test_the_kept_set_does_not_depend_on_shards_batches_or_workers(tmp_path, parts):
+def test_the_kept_set_does_not_depend_on_shards_batches_or_workers(tmp_path, parts, monkeypatch):
     records, planted = _records()
     lines = _lines(records)
     source = _split(lines, tmp_path / "in", parts)
     workers, batch = (2, 9) if parts == 3 else (1, 1000 if parts == 1 else 5)
-    dedup_corpus(source, tmp_path / "out", settings=SETTINGS, workers=workers,
-                 batch_records=batch)  # fmt: skip
+    monkeypatch.setattr(corpus, "SMALL_CORPUS_BYTES", 0)  # a real pool, however small
+    report = dedup_corpus(source, tmp_path / "out", settings=SETTINGS, workers=workers,
+                          batch_records=batch)  # fmt: skip
+    assert report["workers"] == workers
     assert set(_removed(tmp_path / "out").column("doc_index").to_pylist()) == planted
+
+
+def test_a_small_corpus_is_signed_without_a_pool(tmp_path):
+    source = _write_jsonl(tmp_path / "c.jsonl", _lines(_records()[0]))
+    report = dedup_corpus(source, tmp_path / "out", settings=SETTINGS, workers=2)
+    assert (report["workers"], report["workers_asked"]) == (1, 2)
 
 
 def test_exact_dedup_and_the_longest_rule(tmp_path):
