@@ -39,7 +39,7 @@ from __future__ import annotations
 import collections
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -244,21 +244,22 @@ class _Index:
     reasons: dict[int, str]
 
 
-def _index(chunks: list[_Chunk]) -> _Index:
+def _index(parts: Iterable[tuple[int, int, dict]]) -> _Index:
+    """The corpus' _Index from its batches in reading order: (file, first record, facts)
+    with the facts a signer returns (``lengths``, ``bad``, ``reasons``, ``lines``)."""
     files, records, lines, lengths, bad, reasons, start = [], [], [], [], [], {}, 0
-    for chunk in chunks:
-        with np.load(chunk.path) as saved:
-            files.append(np.full(chunk.size, chunk.file))
-            records.append(chunk.first + np.arange(chunk.size))
-            lines.append(saved["lines"] if len(saved["lines"]) else np.full(chunk.size, -1))
-            lengths.append(saved["lengths"])
-            is_bad = np.zeros(chunk.size, dtype=bool)
-            is_bad[saved["bad"]] = True
-            bad.append(is_bad)
-            reasons.update(
-                zip((start + saved["bad"]).tolist(), saved["reasons"].tolist(), strict=True)
-            )
-        start += chunk.size
+    for file, first, facts in parts:
+        size = len(facts["lengths"])
+        files.append(np.full(size, file))
+        records.append(first + np.arange(size))
+        lines.append(facts["lines"] if len(facts["lines"]) else np.full(size, -1))
+        lengths.append(facts["lengths"])
+        is_bad = np.zeros(size, dtype=bool)
+        is_bad[facts["bad"]] = True
+        bad.append(is_bad)
+        where = (start + np.asarray(facts["bad"], dtype=np.int64)).tolist()
+        reasons.update(zip(where, [str(r) for r in facts["reasons"]], strict=True))
+        start += size
 
     def joined(parts, dtype):
         return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
@@ -267,6 +268,28 @@ def _index(chunks: list[_Chunk]) -> _Index:
         start, joined(files, np.int64), joined(records, np.int64), joined(lines, np.int64),
         joined(lengths, np.int64), joined(bad, bool), reasons,
     )  # fmt: skip
+
+
+def _spilled(chunks: list[_Chunk]) -> Iterator[tuple[int, int, dict]]:
+    for chunk in chunks:
+        with np.load(chunk.path) as saved:
+            yield chunk.file, chunk.first, dict(saved)
+
+
+def _locations(files: list[CorpusFile], index: _Index, gone: np.ndarray) -> dict:
+    """The removed list's columns that say where each removed document was, and why a
+    bad record was removed (``reason``: None for the others)."""
+    names = np.array([str(f.relative) for f in files], dtype=object)
+    lines = index.lines[gone]
+    return {
+        "doc_index": gone.astype(np.int64),
+        "file": names[index.file_of[gone]].tolist(),
+        "record": index.record_of[gone],
+        "line": pa.array(lines, mask=lines < 0),
+        "reason": [
+            f"bad record: {index.reasons[i]}" if index.bad[i] else None for i in gone.tolist()
+        ],
+    }
 
 
 def _link(chunks: list[_Chunk], index: _Index) -> np.ndarray:
@@ -348,7 +371,7 @@ def dedup_corpus(
     chunks = _sign(files, signer, work, batch_records, signers, executor, skip_bad, progress)
     timings["sign"] = time.perf_counter() - started
 
-    index = _index(chunks)
+    index = _index(_spilled(chunks))
     edges = _link(chunks, index)
     candidates = len(edges)
     if verify and method == "near" and len(edges):
@@ -397,16 +420,11 @@ def _removed_table(
     representative[cluster[kept]] = np.flatnonzero(kept)
     kept_of = np.where(index.bad[gone], -1, representative[cluster[gone]])
     names = np.array([str(f.relative) for f in files] + [None], dtype=object)
-    lines = index.lines[gone]
+    columns = _locations(files, index, gone)
+    columns["reason"] = [r or reason for r in columns["reason"]]
     return pa.table(
         {
-            "doc_index": gone.astype(np.int64),
-            "file": names[index.file_of[gone]].tolist(),
-            "record": index.record_of[gone],
-            "line": pa.array(lines, mask=lines < 0),
-            "reason": [
-                f"bad record: {index.reasons[i]}" if index.bad[i] else reason for i in gone.tolist()
-            ],
+            **columns,
             "cluster": np.where(index.bad[gone], -1, cluster[gone]).astype(np.int64),
             "kept_doc_index": kept_of,
             "kept_file": names[np.where(kept_of >= 0, index.file_of[kept_of], -1)].tolist(),
@@ -448,59 +466,43 @@ def filter_corpus(
     files = corpus_files(inputs)
     _check_out(inputs, out, overwrite)
     check_readable(files, text_field)
-    texts, bad, reasons, lines, file_of, record_of = [], [], {}, [], [], []
+    texts, parts = [], []
     for batch in read_batches(files, text_field, BATCH_RECORDS):
-        parsed, batch_bad, why = parse(batch, text_field)
-        if len(batch_bad) and not skip_bad:
-            signed = {"bad": batch_bad, "reasons": np.array(why), "lines": batch.line_numbers,
-                      "lengths": np.zeros(len(batch))}  # fmt: skip
-            _refuse_bad(files[batch.file], batch.first, signed)
-        reasons.update(zip((len(texts) + batch_bad).tolist(), why, strict=True))
-        is_bad = np.zeros(len(batch), dtype=bool)
-        is_bad[batch_bad] = True
-        bad.append(is_bad)
-        lines.append(batch.line_numbers if len(batch.line_numbers) else np.full(len(batch), -1))
-        file_of.append(np.full(len(batch), batch.file))
-        record_of.append(batch.first + np.arange(len(batch)))
+        parsed, bad, why = parse(batch, text_field)
+        facts = {"lengths": np.array([len(t) for t in parsed]), "bad": bad, "reasons": why,
+                 "lines": batch.line_numbers}  # fmt: skip
+        if len(bad) and not skip_bad:
+            _refuse_bad(files[batch.file], batch.first, facts)
+        parts.append((batch.file, batch.first, facts))
         texts.extend(parsed)
     if not texts:
         raise DataError(f"the corpus {', '.join(str(f.path) for f in files)} has no records")
-    is_bad = np.concatenate(bad)
-    good = np.flatnonzero(~is_bad)
+    index = _index(parts)
+    good = np.flatnonzero(~index.bad)
     keep_good, columns, fields = select([texts[i] for i in good])
-    kept = np.zeros(len(texts), dtype=bool)
+    kept = np.zeros(index.n, dtype=bool)
     kept[good[keep_good]] = True
-    file_of, record_of, lines = (np.concatenate(a) for a in (file_of, record_of, lines))
-    index = _Index(len(texts), file_of, record_of, lines, np.zeros(len(texts)), is_bad, reasons)
     gone = np.flatnonzero(~kept)
-    names = np.array([str(f.relative) for f in files], dtype=object)
-    position = np.full(len(texts), -1)
+    position = np.full(index.n, -1)  # a document's place among the good ones
     position[good] = np.arange(len(good))
-    removed = {
-        "doc_index": gone.astype(np.int64),
-        "file": names[index.file_of[gone]].tolist(),
-        "record": index.record_of[gone],
-        "line": pa.array(index.lines[gone], mask=index.lines[gone] < 0),
-    }
-    reason_column = columns.pop("reason", None)
+    removed = _locations(files, index, gone)
+    why = columns.pop("reason", np.full(len(good), method))
     removed["reason"] = [
-        f"bad record: {reasons[i]}" if is_bad[i] else (
-            str(reason_column[position[i]]) if reason_column is not None else method
-        ) for i in gone.tolist()
-    ]  # fmt: skip
+        r or str(why[position[i]]) for r, i in zip(removed["reason"], gone, strict=True)
+    ]
     for name, values in columns.items():
-        full = np.full(len(texts), np.nan if np.asarray(values).dtype.kind == "f" else -1)
+        full = np.full(index.n, np.nan if np.asarray(values).dtype.kind == "f" else -1)
         full[good] = values
-        removed[name] = pa.array(full[gone], mask=is_bad[gone])
+        removed[name] = pa.array(full[gone], mask=index.bad[gone])
     report = {
         "method": method,
         "source": [str(f.path) for f in files],
         "format": sorted({f.format for f in files}),
         "text_field": text_field,
         **fields,
-        "documents_in": len(texts),
-        "bad_records": int(is_bad.sum()),
-        "bad_reasons": dict(collections.Counter(reasons.values())),
+        "documents_in": index.n,
+        "bad_records": int(index.bad.sum()),
+        "bad_reasons": dict(collections.Counter(index.reasons.values())),
         "kept": int(kept.sum()),
         "removed": int((~kept).sum()),
     }
