@@ -496,7 +496,7 @@ def run_divlab(cores: int, lsh_too: bool) -> np.ndarray | None:
         return minhash.near_duplicates(TEXTS, settings, workers=cores).keep
     sigs = np.concatenate(in_pool(divlab_signatures, cores))
     edges = minhash.candidate_edges(sigs, *settings.band_shape())
-    return minhash.keep_first(minhash.clusters(len(sigs), edges))
+    return minhash.keep_per_cluster(minhash.clusters(len(sigs), edges))
 
 
 def run_divlab_file(cores: int, corpus: Path, out: Path) -> np.ndarray:

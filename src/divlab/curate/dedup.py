@@ -29,7 +29,7 @@ import xxhash
 
 from divlab.curate.minhash import (
     MinHashSettings,
-    keep_first,
+    keep_per_cluster,
     near_duplicates,
     normalise,
     settings_for,
@@ -175,7 +175,7 @@ def dedup_dataset(
         raise DataError(f"{dataset.path}:{split} has no documents to deduplicate")
     if method == "exact":
         cluster = exact_clusters(documents)
-        kept = keep_first(cluster)
+        kept = keep_per_cluster(cluster)
         used = {"normalised": True}
     elif method == "near":
         settings = settings or settings_for(is_text)

@@ -108,17 +108,13 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _ngram_hashes(units: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hashes of every window of ``n`` consecutive units (all of them if shorter)."""
-    units = _splitmix64(units.astype(np.uint64))
-    if len(units) == 0:
-        return units
-    n = min(n, len(units))
-    windows = np.lib.stride_tricks.sliding_window_view(units, n)
+def _whole_hash(units: np.ndarray) -> np.ndarray:
+    """The one shingle of a document shorter than ``n``: the hash of all its units (the
+    same polynomial as a full window, over fewer units)."""
     with np.errstate(over="ignore"):
-        h = np.zeros(len(windows), dtype=np.uint64)
-        for j in range(n):  # n is small (<= ~16): a loop over positions, vectorised in docs
-            h = h * _POLY + windows[:, j]
+        h = np.zeros(1, dtype=np.uint64)
+        for unit in _splitmix64(units):
+            h = h * _POLY + unit
     return _splitmix64(h)
 
 
@@ -147,7 +143,7 @@ def shingle_hashes(document, settings: MinHashSettings, distinct: bool = True) -
     """The 64-bit shingle hashes of one document (text, or token ids); ``distinct=False``
     skips the sort that removes repeats (a signature's minima do not need it)."""
     finish = np.unique if distinct else np.asarray
-    return finish(_ngram_hashes(_units(document, settings), settings.n))
+    return finish(_window_hashes([_units(document, settings)], settings.n)[1])
 
 
 class MinHasher:
@@ -167,29 +163,14 @@ class MinHasher:
         self.salt = _splitmix64(np.array([seed], dtype=np.uint64))[0]
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
-        empty_value = np.iinfo(np.uint32).max
-        sig = np.full(self.num_perm, empty_value, dtype=np.uint32)
-        if len(hashes) == 0:  # an empty document matches nothing but empty documents
-            return sig
-        mixed = _splitmix64(hashes ^ self.salt)
-        bins = (mixed % np.uint64(self.num_perm)).astype(np.intp)
-        np.minimum.at(sig, bins, (mixed >> np.uint64(32)).astype(np.uint32))
-        empty = sig == empty_value
-        if empty.any():
-            filled = np.flatnonzero(~empty)
-            position = np.arange(self.num_perm)
-            nxt = np.searchsorted(filled, position) % len(filled)  # next non-empty bin
-            distance = (filled[nxt] - position) % self.num_perm
-            donor = sig[filled[nxt]].astype(np.uint64)
-            shifted = (donor + distance.astype(np.uint64) * np.uint64(0x9E3779B1)) & np.uint64(
-                0xFFFFFFFE
-            )
-            sig = np.where(empty, shifted, sig).astype(np.uint32)
-        return sig
+        """The signature of one document's shingle hashes (``signatures`` of one)."""
+        hashes = np.asarray(hashes, dtype=np.uint64)
+        return self.signatures((np.zeros(len(hashes), dtype=np.int64), hashes, 1))[0]
 
     def signatures(self, window_hashes: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
-        """``signature`` of many documents at once, from (document of each hash, hashes,
-        number of documents): the same minima and densification, vectorised."""
+        """Signatures of many documents at once, from (document of each hash, hashes,
+        number of documents); a document without hashes keeps the empty value in every
+        bin, so it matches nothing but empty documents."""
         doc_of, hashes, n_docs = window_hashes
         empty_value = np.iinfo(np.uint32).max
         sig = np.full(n_docs * self.num_perm, empty_value, dtype=np.uint32)
@@ -259,8 +240,10 @@ def signatures(documents, settings: MinHashSettings) -> np.ndarray:
 
 
 def _window_hashes(units: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(document of each hash, the hashes, number of documents): the ``_ngram_hashes`` of
-    every document, computed over their concatenation."""
+    """(document of each hash, the hashes, number of documents): the 64-bit hash of every
+    window of ``n`` consecutive units of every document (of the whole document if it is
+    shorter), computed over the documents' concatenation; ``n`` is small (<= ~16), so the
+    polynomial loops over window positions, vectorised over all windows."""
     lengths = np.array([len(u) for u in units], dtype=np.int64)
     if not len(units) or not lengths.sum():
         return np.empty(0, np.int64), np.empty(0, np.uint64), len(units)
@@ -282,7 +265,7 @@ def _window_hashes(units: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndar
         doc_of, hashes = np.empty(0, np.int64), np.empty(0, np.uint64)
     short = np.flatnonzero((lengths > 0) & (lengths < n))  # one window: the whole document
     if len(short):
-        extra = np.concatenate([_ngram_hashes(units[i], n) for i in short])
+        extra = np.concatenate([_whole_hash(units[i]) for i in short])
         doc_of, hashes = np.concatenate([doc_of, short]), np.concatenate([hashes, extra])
     return doc_of, hashes, len(units)
 
@@ -299,11 +282,6 @@ def keep_per_cluster(cluster: np.ndarray, lengths: np.ndarray | None = None) -> 
     kept = np.zeros(len(cluster), dtype=bool)
     kept[order[first]] = True
     return kept
-
-
-def keep_first(cluster: np.ndarray) -> np.ndarray:
-    """Keep the first document of every cluster (bool per document)."""
-    return keep_per_cluster(cluster)
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
