@@ -407,7 +407,7 @@ def dedup_corpus(
         "workers_asked": workers,
         "executor": executor,
     }
-    _write(files, kept, out, removed, report, timings, started, batch_records, overwrite, progress)
+    _write(files, kept, out, removed, report, timings, started, overwrite, progress)
     shutil.rmtree(work, ignore_errors=True)
     return report
 
@@ -433,13 +433,12 @@ def _removed_table(
     )
 
 
-def _write(files, kept, out, removed, report, timings, started, batch_records, overwrite,
-           progress) -> None:  # fmt: skip
+def _write(files, kept, out, removed, report, timings, started, overwrite, progress) -> None:
     """The kept records, ``curation/removed.parquet`` and ``curation/report.json``, as one
     folder that appears whole."""
     with atomic_directory(out, overwrite=overwrite) as tmp:
         with counter("writing" if progress else None) as advance:
-            write_kept(files, kept, tmp, batch_records, advance)
+            write_kept(files, kept, tmp, advance)
         write_table(removed, tmp / "curation" / "removed.parquet")
         timings["write"] = time.perf_counter() - started - sum(timings.values())
         report["seconds"] = {k: round(v, 3) for k, v in timings.items()}
@@ -507,6 +506,5 @@ def filter_corpus(
         "removed": int((~kept).sum()),
     }
     timings = {"select": time.perf_counter() - started}
-    _write(files, kept, out, pa.table(removed), report, timings, started, BATCH_RECORDS,
-           overwrite, progress=False)  # fmt: skip
+    _write(files, kept, out, pa.table(removed), report, timings, started, overwrite, False)
     return report

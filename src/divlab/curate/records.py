@@ -304,7 +304,6 @@ def write_kept(
     files: list[CorpusFile],
     keep: np.ndarray,
     out: Path,
-    batch_records: int,
     advance: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Write the records with ``keep[doc_index]`` True under ``out``, each file in its own
